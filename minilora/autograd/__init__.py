@@ -1,0 +1,19 @@
+"""A small reverse-mode autograd engine on whole arrays.
+
+* ``tensor``   -- Tensor: an array plus the op that made it
+* ``function`` -- Function: one primitive op (forward + VJP), unbroadcast
+* ``engine``   -- no_grad and the iterative backward walk
+* ``ops``      -- the primitive ops and their functional API
+* ``gradcheck``-- finite-difference checking of every VJP
+"""
+
+from minilora.autograd.engine import is_grad_enabled, no_grad, set_grad_enabled
+from minilora.autograd.tensor import Tensor
+from minilora.autograd.function import PRIMITIVES, Function, unbroadcast  # noqa: E402
+from minilora.autograd import ops  # noqa: E402
+from minilora.autograd.gradcheck import GradcheckError, gradcheck  # noqa: E402
+
+__all__ = [
+    "Tensor", "Function", "PRIMITIVES", "unbroadcast", "ops",
+    "no_grad", "set_grad_enabled", "is_grad_enabled", "gradcheck", "GradcheckError",
+]  # fmt: skip

@@ -1,0 +1,163 @@
+"""Reductions over axes: sum, mean, max, var, logsumexp (and argmax, which has no gradient).
+
+Every reduction takes numpy's ``axis``/``keepdims`` or PyTorch's
+``dim``/``keepdim`` spelling. Its backward first puts the reduced axes back
+as length 1 (``_keepdims_shape``) so the gradient broadcasts over them
+(docs/autograd.md, Eq. R1-R4).
+"""
+
+import builtins
+
+from minilora import backend
+from minilora.autograd.function import Function
+from minilora.autograd.tensor import Tensor
+
+
+def reduce_args(axis, keepdims, dim=None, keepdim=None):
+    """Accept numpy's (axis, keepdims) or PyTorch's (dim, keepdim) spelling."""
+    if dim is not None:
+        axis = dim
+    if keepdim is not None:
+        keepdims = keepdim
+    if isinstance(axis, list):
+        axis = tuple(axis)
+    return axis, bool(keepdims)
+
+
+def normalize_axes(axis, ndim):
+    """``axis`` (None, an int or a tuple, maybe negative) as a tuple of axes in [0, ndim)."""
+    if axis is None:
+        return tuple(range(ndim))
+    axes = axis if isinstance(axis, tuple) else (axis,)
+    for a in axes:
+        if not -ndim <= a < builtins.max(ndim, 1):
+            raise ValueError(f"axis {a} is out of range for a tensor with {ndim} dimensions")
+    return tuple(a % ndim if ndim else 0 for a in axes)
+
+
+def _keepdims_shape(shape, axis):
+    """``shape`` with the reduced axes set to 1: where the gradient broadcasts from."""
+    axes = normalize_axes(axis, len(shape))
+    return tuple(1 if i in axes else n for i, n in enumerate(shape))
+
+
+def _count(shape, axis):
+    """How many elements each output of a reduction over ``axis`` combines."""
+    n = 1
+    for a in normalize_axes(axis, len(shape)):
+        n *= shape[a]
+    return n
+
+
+class Sum(Function):
+    """Σ over axes; every input element gets the output's gradient (Eq. R1)."""
+
+    def forward(self, x, axis=None, keepdims=False):
+        self.shape, self.axis = x.shape, axis
+        return x.sum(axis=axis, keepdims=keepdims)
+
+    def backward(self, grad):
+        xp = backend.get_array_module(grad)
+        return xp.broadcast_to(grad.reshape(_keepdims_shape(self.shape, self.axis)), self.shape)
+
+
+class Mean(Function):
+    """Σ / N over axes; every input element gets grad / N (Eq. R1)."""
+
+    def forward(self, x, axis=None, keepdims=False):
+        self.shape, self.axis = x.shape, axis
+        return x.mean(axis=axis, keepdims=keepdims)
+
+    def backward(self, grad):
+        xp = backend.get_array_module(grad)
+        g = grad.reshape(_keepdims_shape(self.shape, self.axis)) / _count(self.shape, self.axis)
+        return xp.broadcast_to(g, self.shape)
+
+
+class Max(Function):
+    """Maximum over axes; the gradient goes to the maximal elements, split evenly among ties (Eq. R2)."""
+
+    def forward(self, x, axis=None, keepdims=False):
+        out = x.max(axis=axis, keepdims=keepdims)
+        self.axis = axis
+        self.save_for_backward(x, out)
+        return out
+
+    def backward(self, grad):
+        x, out = self.saved
+        kshape = _keepdims_shape(x.shape, self.axis)
+        is_max = x == out.reshape(kshape)
+        ties = is_max.sum(axis=self.axis, keepdims=True)
+        return is_max * (grad.reshape(kshape) / ties)
+
+
+class Var(Function):
+    """Σ (x - mean)² / (N - correction); d/dx = 2 (x - mean) / (N - correction) (Eq. R3)."""
+
+    def forward(self, x, axis=None, keepdims=False, correction=1):
+        self.axis = axis
+        self.denominator = _count(x.shape, axis) - correction
+        centered = x - x.mean(axis=axis, keepdims=True)
+        self.save_for_backward(centered)
+        return (centered * centered).sum(axis=axis, keepdims=keepdims) / self.denominator
+
+    def backward(self, grad):
+        (centered,) = self.saved
+        g = grad.reshape(_keepdims_shape(centered.shape, self.axis))
+        return g * centered * (2.0 / self.denominator)
+
+
+class LogSumExp(Function):
+    """log Σ exp(x), shifted by the max so it never overflows; d/dx = softmax(x) (Eq. R4)."""
+
+    def forward(self, x, axis=-1, keepdims=False):
+        xp = backend.get_array_module(x)
+        m = x.max(axis=axis, keepdims=True)
+        m = xp.where(xp.isfinite(m), m, 0)  # a row of all -inf stays -inf, not nan
+        out = xp.log(xp.exp(x - m).sum(axis=axis, keepdims=True)) + m
+        self.axis = axis
+        self.save_for_backward(x, out)
+        return out if keepdims else out.squeeze(axis=axis)
+
+    def backward(self, grad):
+        x, out = self.saved
+        xp = backend.get_array_module(x)
+        return grad.reshape(out.shape) * xp.exp(x - out)
+
+
+# ----------------------------------------------------------------------------
+# The functional API
+
+
+def sum(x, axis=None, keepdims=False, **torch_names):
+    axis, keepdims = reduce_args(axis, keepdims, **torch_names)
+    return Sum.apply(x, axis=axis, keepdims=keepdims)
+
+
+def mean(x, axis=None, keepdims=False, **torch_names):
+    axis, keepdims = reduce_args(axis, keepdims, **torch_names)
+    return Mean.apply(x, axis=axis, keepdims=keepdims)
+
+
+def max(x, axis=None, keepdims=False, **torch_names):
+    """The largest values along ``axis`` (values only, like ``torch.amax``)."""
+    axis, keepdims = reduce_args(axis, keepdims, **torch_names)
+    return Max.apply(x, axis=axis, keepdims=keepdims)
+
+
+def var(x, axis=None, keepdims=False, correction=1, **torch_names):
+    """Variance along ``axis``. Like ``torch.var`` the default divides by N - 1
+    (Bessel's correction); ``correction=0`` gives numpy's population variance."""
+    axis, keepdims = reduce_args(axis, keepdims, **torch_names)
+    return Var.apply(x, axis=axis, keepdims=keepdims, correction=correction)
+
+
+def logsumexp(x, axis=-1, keepdims=False, **torch_names):
+    axis, keepdims = reduce_args(axis, keepdims, **torch_names)
+    return LogSumExp.apply(x, axis=axis, keepdims=keepdims)
+
+
+def argmax(x, axis=None, keepdims=False, **torch_names):
+    """Indices of the maximal values (an integer tensor; not differentiable)."""
+    axis, keepdims = reduce_args(axis, keepdims, **torch_names)
+    return Tensor._wrap(x.data.argmax(axis=axis, keepdims=keepdims))
