@@ -6,8 +6,6 @@ as length 1 (``_keepdims_shape``) so the gradient broadcasts over them
 (docs/autograd.md, Eq. R1-R4).
 """
 
-import builtins
-
 from minilora import backend
 from minilora.autograd.function import Function
 from minilora.autograd.tensor import Tensor
@@ -29,9 +27,6 @@ def normalize_axes(axis, ndim):
     if axis is None:
         return tuple(range(ndim))
     axes = axis if isinstance(axis, tuple) else (axis,)
-    for a in axes:
-        if not -ndim <= a < builtins.max(ndim, 1):
-            raise ValueError(f"axis {a} is out of range for a tensor with {ndim} dimensions")
     return tuple(a % ndim if ndim else 0 for a in axes)
 
 

@@ -1,0 +1,33 @@
+"""The command line, run as a user would run it."""
+
+import subprocess
+import sys
+
+
+def run(*args):
+    return subprocess.run([sys.executable, "-m", "minilora", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_main_job_runs_and_learns_xor():
+    out = run()
+    assert out.returncode == 0, out.stderr
+    assert "gradcheck: backward() agrees" in out.stdout
+    assert "accuracy 100% on XOR" in out.stdout
+
+
+def test_tour_options():
+    out = run("tour", "--steps", "3", "--seed", "1")
+    assert out.returncode == 0, out.stderr
+    assert "after 3 steps" in out.stdout
+
+
+def test_help_documents_every_flag():
+    out = run("tour", "--help")
+    assert out.returncode == 0
+    for flag in ("--seed", "--steps", "--lr"):
+        assert flag in out.stdout
+
+
+def test_unknown_command_is_an_error():
+    out = run("frobnicate")
+    assert out.returncode == 2 and "invalid choice" in out.stderr
