@@ -15,8 +15,8 @@ the mechanisms that go by the name "LoRA", each checked against its math.
 from minilora import backend
 from minilora.autograd import GradcheckError, Tensor, gradcheck, no_grad, set_grad_enabled
 from minilora.backend import manual_seed
-from minilora import nn
+from minilora import nn, optim, models
 
 __version__ = "0.1.0"
 
-__all__ = ["Tensor", "no_grad", "set_grad_enabled", "gradcheck", "GradcheckError", "manual_seed", "backend", "nn"]
+__all__ = ["Tensor", "no_grad", "set_grad_enabled", "gradcheck", "GradcheckError", "manual_seed", "backend", "nn", "optim", "models"]

@@ -232,3 +232,16 @@ def test_split_pieces_flow_back():
     assert [p.shape for p in (a, b, c)] == [(2, 2), (2, 2), (2, 1)]
     (a.sum() + 2.0 * b.sum() + 3.0 * c.sum()).backward()
     np.testing.assert_allclose(x.grad, np.array([[1, 1, 2, 2, 3]] * 2, dtype=float))
+
+
+def test_frozen_weight_keeps_no_activation_alive():
+    """With W frozen, linear/matmul/mul save nothing that only W's gradient would need."""
+    x = ml.Tensor(np.ones((4, 3)), requires_grad=True)
+    W = ml.Tensor(np.ones((2, 3)))
+    for out in (F.linear(x, W), x @ W.T.detach(), x * W[0].detach()):
+        saved = out._ctx.saved
+        assert not any(s is not None and np.shares_memory(s, x.data) for s in saved)
+    activation = ml.Tensor(np.ones((4, 3)))  # input that needs no grad, weight that does
+    W.requires_grad_()
+    saved = F.linear(activation, W)._ctx.saved
+    assert any(s is not None and np.shares_memory(s, activation.data) for s in saved)

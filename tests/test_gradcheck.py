@@ -146,6 +146,14 @@ CASES = {
     "getitem": getitem_cases() + [("split", lambda x: F.split(x, [1, 3], axis=1)[1] * 2.0, [t64((2, 4))])],
     "concat": [("concat", lambda a, b: F.concat([a, b, a], axis=1), [t64((2, 3), seed=1), t64((2, 5), seed=2)])],
     "stack": [("stack", lambda a, b: F.stack([a, b], axis=1), [t64((2, 3), seed=1), t64((2, 3), seed=2)])],
+    "linear": [
+        ("linear-3d", F.linear, [t64((2, 3, 4)), t64((5, 4), seed=1), t64((5,), seed=2)]),
+        ("linear-no-bias", F.linear, [t64((3, 4)), t64((2, 4), seed=1)]),
+    ],
+    "rnntanh": [
+        ("rnn_tanh", F.rnn_tanh, [t64((2, 5, 3)), t64((4, 3), seed=1), t64((4, 4), seed=2), t64((4,), seed=3), t64((4,), seed=4), t64((2, 4), seed=5)]),
+        ("rnn_tanh-zero-h0", lambda x, w, u: F.rnn_tanh(x, w, u, None, None)[:, -1], [t64((3, 4, 2)), t64((3, 2), seed=1), t64((3, 3), seed=2)]),
+    ],
     "cast": [("cast", lambda x: x.astype("float64") * 2.0, [t64((3, 4))])],
 }  # fmt: skip
 

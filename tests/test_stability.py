@@ -92,3 +92,13 @@ def _graph_tensors(out):
         seen.add(id(t))
         yield t
         stack.extend(x for x in t._ctx.inputs if isinstance(x, ml.Tensor))
+
+
+def test_ignored_row_with_minus_infinity_logits_does_not_poison_the_loss():
+    z = np.array([[0.0, 1.0, 2.0], [-np.inf, 0.0, 0.0]], dtype=np.float32)
+    logits = ml.Tensor(z, requires_grad=True)
+    loss = F.cross_entropy(logits, np.array([2, -100]))
+    expected = -(2.0 - np.log(np.exp(z[0]).sum()))
+    assert loss.item() == pytest.approx(expected, rel=1e-6)
+    loss.backward()
+    assert np.isfinite(logits.grad).all() and np.all(logits.grad[1] == 0)

@@ -7,9 +7,10 @@ same gradient one element at a time,
     dL/dxᵢ ≈ (L(x + eps·eᵢ) - L(x - eps·eᵢ)) / (2·eps),
 
 with an error of O(eps²) from truncation and O(ε_machine / eps) from
-rounding. In float64 with eps = 1e-6 both are around 1e-10, far below the
-tolerances; in float32 the rounding term alone is about 1e-1, which is why
-gradcheck insists on float64 (docs/autograd.md §6).
+rounding. In float64 with eps = 1e-6 the rounding term is about 1e-10 and
+the truncation term smaller still, far below the tolerances; in float32 the
+rounding term alone is about 1e-1, which is why gradcheck insists on
+float64 (docs/autograd.md §6).
 """
 
 from minilora import backend

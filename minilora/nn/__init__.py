@@ -1,5 +1,21 @@
-"""Neural-network building blocks on top of the autograd engine."""
+"""Neural-network building blocks on top of the autograd engine (PyTorch's names)."""
 
 from minilora.nn import functional
+from minilora.nn.attention import CausalSelfAttention
+from minilora.nn.layers import RNN, Dropout, Embedding, LayerNorm, Linear
+from minilora.nn.module import (
+    IncompatibleKeys,
+    Module,
+    ModuleList,
+    Parameter,
+    Sequential,
+    freeze,
+    set_requires_grad,
+    unfreeze,
+)
 
-__all__ = ["functional"]
+__all__ = [
+    "functional", "Module", "Parameter", "ModuleList", "Sequential", "IncompatibleKeys",
+    "Linear", "Embedding", "LayerNorm", "Dropout", "RNN", "CausalSelfAttention",
+    "freeze", "unfreeze", "set_requires_grad",
+]  # fmt: skip

@@ -45,13 +45,16 @@ class Mul(Function):
     """a * b; d/da = b, d/db = a."""
 
     def forward(self, a, b):
-        self.save_for_backward(a, b)
+        # Each gradient needs the *other* operand; keep only what will be used.
+        self.save_for_backward(a if self.needs_grad[1] else None, b if self.needs_grad[0] else None)
+        self.shapes = _shape(a), _shape(b)
         return a * b
 
     def backward(self, grad):
         a, b = self.saved
-        ga = unbroadcast(grad * b, _shape(a)) if self.needs_grad[0] else None
-        gb = unbroadcast(grad * a, _shape(b)) if self.needs_grad[1] else None
+        sa, sb = self.shapes
+        ga = unbroadcast(grad * b, sa) if self.needs_grad[0] else None
+        gb = unbroadcast(grad * a, sb) if self.needs_grad[1] else None
         return ga, gb
 
 
@@ -107,20 +110,24 @@ class MatMul(Function):
     """
 
     def forward(self, a, b):
-        self.save_for_backward(a, b)
+        self.save_for_backward(a if self.needs_grad[1] else None, b if self.needs_grad[0] else None)
+        self.a_shape, self.b_shape = a.shape, b.shape
         return a @ b
 
     def backward(self, grad):
         a, b = self.saved
-        a2 = a[None, :] if a.ndim == 1 else a  # (1, n)
-        b2 = b[:, None] if b.ndim == 1 else b  # (n, 1)
-        g2 = grad[..., None] if b.ndim == 1 else grad  # (..., k, 1)
-        g2 = g2[..., None, :] if a.ndim == 1 else g2  # (..., 1, m)
+        a_vec, b_vec = len(self.a_shape) == 1, len(self.b_shape) == 1
+        g2 = grad[..., None] if b_vec else grad  # (..., k, 1)
+        g2 = g2[..., None, :] if a_vec else g2  # (..., 1, m)
         ga = gb = None
         if self.needs_grad[0]:
-            ga = unbroadcast(g2 @ b2.swapaxes(-1, -2), a2.shape).reshape(a.shape)
+            b2 = b[:, None] if b_vec else b  # (n, 1)
+            a2_shape = (1,) + self.a_shape if a_vec else self.a_shape
+            ga = unbroadcast(g2 @ b2.swapaxes(-1, -2), a2_shape).reshape(self.a_shape)
         if self.needs_grad[1]:
-            gb = unbroadcast(a2.swapaxes(-1, -2) @ g2, b2.shape).reshape(b.shape)
+            a2 = a[None, :] if a_vec else a  # (1, n)
+            b2_shape = self.b_shape + (1,) if b_vec else self.b_shape
+            gb = unbroadcast(a2.swapaxes(-1, -2) @ g2, b2_shape).reshape(self.b_shape)
         return ga, gb
 
 

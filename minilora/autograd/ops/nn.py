@@ -70,7 +70,7 @@ class CrossEntropy(Function):
         safe_t = xp.where(counted, t, 0)
         logp = _stable_log_softmax(z, axis=-1)
         rows = xp.arange(z.shape[0])
-        losses = -logp[rows, safe_t] * counted  # (N,)
+        losses = xp.where(counted, -logp[rows, safe_t], 0.0)  # (N,); a where, since inf * 0 is nan
         self.reduction, self.shape = reduction, logits.shape
         self.save_for_backward(logp, safe_t, counted)
         if reduction == "none":

@@ -1,0 +1,72 @@
+"""TextClassifier: token ids -> one label per sequence (seeds 002 and 003's sentiment task).
+
+An embedding, an encoder, mean pooling over the real (non-padding) tokens,
+and a linear head trained with cross-entropy. The encoder is either
+
+* ``"transformer"``: GPT blocks (causal self-attention + MLP) over token and
+  position embeddings, so word order matters ("not good" differs from
+  "good, not"), or
+* ``"mean"``: nothing at all, which makes the model a bag of embeddings: a
+  baseline that cannot see order.
+"""
+
+from dataclasses import dataclass
+
+from minilora import backend
+from minilora.autograd import ops
+from minilora.autograd.tensor import Tensor
+from minilora.models.gpt import Block, as_indices, init_transformer_weights
+from minilora.nn.layers import Dropout, Embedding, LayerNorm, Linear
+from minilora.nn.module import Module, ModuleList
+
+ENCODERS = ("transformer", "mean")
+
+
+@dataclass
+class ClassifierConfig:
+    vocab_size: int  # number of distinct tokens
+    block_size: int  # longest sequence
+    n_classes: int = 2  # number of labels
+    encoder: str = "transformer"  # "transformer" | "mean"
+    n_layer: int = 2  # Transformer blocks (ignored for "mean")
+    n_head: int = 4  # attention heads per block
+    n_embd: int = 64  # embedding / residual width
+    dropout: float = 0.0  # dropout on embeddings and inside blocks
+    bias: bool = True  # biases in Linear layers and LayerNorms
+
+
+class TextClassifier(Module):
+    def __init__(self, config):
+        super().__init__()
+        if config.encoder not in ENCODERS:
+            raise ValueError(f"encoder must be one of {ENCODERS}, got {config.encoder!r}")
+        self.config = config
+        self.tok_emb = Embedding(config.vocab_size, config.n_embd)
+        if config.encoder == "transformer":
+            self.pos_emb = Embedding(config.block_size, config.n_embd)
+            self.blocks = ModuleList(Block(config) for _ in range(config.n_layer))
+            self.ln_f = LayerNorm(config.n_embd, bias=config.bias)
+        self.drop = Dropout(config.dropout)
+        self.head = Linear(config.n_embd, config.n_classes)
+        init_transformer_weights(self, max(config.n_layer, 1))
+
+    def forward(self, idx, targets=None, mask=None):
+        """``idx`` (B, T) token ids, right-padded; ``mask`` (B, T) is True on real
+        tokens (None: all real). Returns (logits (B, n_classes), loss or None)."""
+        idx = as_indices(idx)
+        B, T = idx.shape
+        xp = backend.get_array_module(idx)
+        if T > self.config.block_size:
+            raise ValueError(f"sequence length {T} exceeds block_size {self.config.block_size}")
+        mask = xp.ones((B, T), dtype=bool) if mask is None else (mask.data if isinstance(mask, Tensor) else mask)
+        x = self.tok_emb(idx)  # (B, T, C)
+        if self.config.encoder == "transformer":
+            x = self.drop(x + self.pos_emb(xp.arange(T)))
+            for block in self.blocks:
+                x = block(x, key_padding_mask=~mask)
+            x = self.ln_f(x)
+        weights = mask / mask.sum(axis=1, keepdims=True).clip(1, None)  # (B, T): 1/length on real tokens
+        pooled = (x * weights[:, :, None].astype(x.dtype)).sum(axis=1)  # (B, C)
+        logits = self.head(self.drop(pooled))  # (B, n_classes)
+        loss = None if targets is None else ops.cross_entropy(logits, as_indices(targets))
+        return logits, loss

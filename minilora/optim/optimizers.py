@@ -1,0 +1,150 @@
+"""SGD with momentum, Adam and AdamW, written out update by update.
+
+An optimizer walks its parameters and changes ``p.data`` in place from
+``p.grad``. It skips parameters that do not require grad (or got no
+gradient), and only creates state (momentum, Adam's moments) the first time
+a parameter is actually updated, so frozen weights cost nothing here either.
+Parameters can come in groups with their own hyperparameters, as in PyTorch:
+``AdamW([{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}])``.
+"""
+
+import math
+
+from minilora import backend
+
+
+class Optimizer:
+    def __init__(self, params, defaults):
+        params = list(params)
+        if not params:
+            raise ValueError(f"{type(self).__name__} got no parameters to optimize")
+        groups = params if isinstance(params[0], dict) else [{"params": params}]
+        self.param_groups = [{**defaults, **group, "params": list(group["params"])} for group in groups]
+        self.state = {}  # parameter -> its state dict; filled lazily by step()
+
+    def _params(self):
+        return [p for group in self.param_groups for p in group["params"]]
+
+    def zero_grad(self):
+        for p in self._params():
+            p.grad = None
+
+    def step(self):
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.requires_grad and p.grad is not None:
+                    self.update(p, p.grad, self.state.setdefault(p, {}), group)
+
+    def update(self, p, grad, state, group):
+        raise NotImplementedError
+
+    # -- checkpoints: state by parameter position, arrays kept as arrays --------------
+    def state_dict(self):
+        index = {id(p): i for i, p in enumerate(self._params())}
+        return {
+            "state": {index[id(p)]: dict(s) for p, s in self.state.items()},
+            "param_groups": [{k: v for k, v in g.items() if k != "params"} for g in self.param_groups],
+        }
+
+    def load_state_dict(self, state_dict):
+        params = self._params()
+        if len(state_dict["param_groups"]) != len(self.param_groups):
+            raise ValueError("optimizer state has a different number of parameter groups than this optimizer")
+        for i, s in state_dict["state"].items():
+            p = params[int(i)]
+            for k, v in s.items():
+                if getattr(v, "ndim", 0) > 0 and tuple(v.shape) != p.shape:
+                    raise ValueError(f"optimizer state {k!r} of parameter {i} has shape {tuple(v.shape)}, not {p.shape}")
+        self.state = {params[int(i)]: {k: _restore(v) for k, v in s.items()} for i, s in state_dict["state"].items()}
+        for group, saved in zip(self.param_groups, state_dict["param_groups"]):
+            group.update(saved)
+
+
+def _restore(value):
+    """Arrays back onto the backend; 0-d values (Adam's step) as Python numbers, so that
+    ``beta ** step`` stays a Python float and float32 parameters stay float32."""
+    if getattr(value, "ndim", 0) > 0:
+        return backend.asarray(value).copy()
+    return value.item() if hasattr(value, "item") else value
+
+
+class SGD(Optimizer):
+    """p ← p - lr·v with v ← momentum·v + (g + weight_decay·p) (PyTorch's form, no dampening)."""
+
+    def __init__(self, params, lr, momentum=0.0, weight_decay=0.0):
+        super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay))
+
+    def update(self, p, grad, state, group):
+        if group["weight_decay"]:
+            grad = grad + group["weight_decay"] * p.data
+        if group["momentum"]:
+            if "momentum_buffer" not in state:
+                state["momentum_buffer"] = grad.copy()
+            else:
+                state["momentum_buffer"] *= group["momentum"]
+                state["momentum_buffer"] += grad
+            grad = state["momentum_buffer"]
+        p.data -= group["lr"] * grad
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba, 2015): running means of g and g², bias-corrected.
+
+        m ← β₁m + (1-β₁)g,   v ← β₂v + (1-β₂)g²,
+        p ← p - lr · (m / (1-β₁ᵗ)) / (√(v / (1-β₂ᵗ)) + eps)
+
+    ``weight_decay`` here is an L2 penalty added to g (PyTorch's Adam);
+    for decoupled decay use AdamW.
+    """
+
+    decoupled = False
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay))
+
+    def update(self, p, grad, state, group):
+        lr, (beta1, beta2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
+        if wd and self.decoupled:
+            p.data *= 1.0 - lr * wd
+        elif wd:
+            grad = grad + wd * p.data
+        if not state:
+            xp = backend.get_array_module(p.data)
+            state.update(step=0, exp_avg=xp.zeros_like(p.data), exp_avg_sq=xp.zeros_like(p.data))
+        state["step"] += 1
+        m, v = state["exp_avg"], state["exp_avg_sq"]
+        m *= beta1
+        m += (1.0 - beta1) * grad
+        v *= beta2
+        v += (1.0 - beta2) * grad * grad
+        bias1 = 1.0 - beta1 ** state["step"]
+        bias2 = 1.0 - beta2 ** state["step"]
+        denom = backend.get_array_module(v).sqrt(v) * (1.0 / math.sqrt(bias2)) + eps
+        p.data -= (lr / bias1) * (m / denom)
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter, 2019): before the Adam
+    step, p ← p·(1 - lr·weight_decay), so the decay is not rescaled by √v."""
+
+    decoupled = True
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01):
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
+
+
+def clip_grad_norm_(params, max_norm):
+    """Scale all gradients together so their global L2 norm is at most ``max_norm``.
+
+    Returns the norm before clipping (a Python float; inf or nan if a
+    gradient is not finite, which the caller should treat as a failed step).
+    """
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return 0.0
+    total = math.sqrt(sum(float((g * g).sum()) for g in grads))
+    if math.isfinite(total) and total > max_norm:
+        scale = max_norm / (total + 1e-6)
+        for g in grads:
+            g *= scale
+    return total
