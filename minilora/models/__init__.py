@@ -7,4 +7,16 @@ from minilora.models.classifier import ClassifierConfig, TextClassifier
 from minilora.models.gpt import GPT, GPTConfig
 from minilora.models.rnn import CharRNN, RNNConfig
 
-__all__ = ["GPT", "GPTConfig", "CharRNN", "RNNConfig", "TextClassifier", "ClassifierConfig"]
+# Checkpoints name their model by kind; these rebuild it from the saved config.
+MODEL_KINDS = {"gpt": (GPT, GPTConfig), "rnn": (CharRNN, RNNConfig), "classifier": (TextClassifier, ClassifierConfig)}
+
+
+def build_model(kind, config):
+    """A freshly initialised model of ``kind`` from a config dict (as saved in a checkpoint)."""
+    if kind not in MODEL_KINDS:
+        raise ValueError(f"unknown model kind {kind!r}; known kinds: {', '.join(MODEL_KINDS)}")
+    model_cls, config_cls = MODEL_KINDS[kind]
+    return model_cls(config_cls(**config))
+
+
+__all__ = ["GPT", "GPTConfig", "CharRNN", "RNNConfig", "TextClassifier", "ClassifierConfig", "MODEL_KINDS", "build_model"]

@@ -102,13 +102,8 @@ class RNN(Module):
         self.bias_ih = Parameter(uniform((hidden_size,), bound)) if bias else None
         self.bias_hh = Parameter(uniform((hidden_size,), bound)) if bias else None
 
-    def effective_weights(self):
-        """(W_ih, W_hh) as the recurrence uses them; an adapter may add a ΔW here."""
-        return self.weight_ih, self.weight_hh
-
     def forward(self, x, h0=None):
-        w_ih, w_hh = self.effective_weights()
-        out = ops.rnn_tanh(x, w_ih, w_hh, self.bias_ih, self.bias_hh, h0)
+        out = ops.rnn_tanh(x, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh, h0)
         return out, out[:, -1]
 
     def extra_repr(self):
