@@ -13,6 +13,8 @@ code. Two habits keep that switch honest:
 Importing minilora never imports cupy; only ``use("cupy")`` does.
 """
 
+import zipfile
+
 import numpy
 
 # The library new arrays are created with. Read it as ``backend.xp`` at call
@@ -118,6 +120,20 @@ def scatter_add(target, indices, values):
     return target
 
 
+def save_npz(file, arrays):
+    """Write a dict of arrays (from any backend) as an uncompressed .npz to an open file."""
+    numpy.savez(file, **{name: to_numpy(a) for name, a in arrays.items()})
+
+
+def load_npz(path):
+    """Read every array of an .npz file into a dict, refusing pickled objects."""
+    try:
+        with numpy.load(path, allow_pickle=False) as f:
+            return {name: f[name] for name in f.files}
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
+        raise ValueError(f"{path} is not a readable .npz file of plain arrays ({err})") from err
+
+
 # ----------------------------------------------------------------------------
 # Randomness: one seeded generator, drawn on the host, moved to the device.
 
@@ -158,6 +174,11 @@ def randn(shape, dtype=float32):
     return asarray(_generator.standard_normal(shape, dtype=numpy.float64).astype(dtype))
 
 
-def randint(low, high, shape):
-    """Integers drawn uniformly from [low, high), as int64, on the selected backend."""
-    return asarray(_generator.integers(low, high, size=shape, dtype=numpy.int64))
+def randint(low, high, shape, generator=None):
+    """Integers drawn uniformly from [low, high), as int64, on the selected backend.
+
+    ``generator`` (from ``new_generator``) draws from a separate stream instead
+    of the main one, e.g. for fixed evaluation batches.
+    """
+    generator = generator or _generator
+    return asarray(generator.integers(low, high, size=shape, dtype=numpy.int64))

@@ -1,0 +1,48 @@
+"""Why LoRA works: the measurements of the LoRA paper's §7, as small functions.
+
+* ``energy_fraction``: how much of a weight update ΔW lies in its top-k
+  singular directions, Σ_{i≤k} σᵢ² / Σ_i σᵢ². If full fine-tuning's ΔW has
+  most of its energy in a few directions, a rank-r update can capture it.
+* ``subspace_similarity``: for two adapters of ranks r₁ and r₂, with Uᵢ the
+  top-i right singular vectors of A₁ and Vⱼ the top-j of A₂,
+
+      φ(i, j) = ‖Uᵢᵀ Vⱼ‖²_F / min(i, j)  ∈ [0, 1],
+
+  which is 1 when the smaller subspace lies inside the larger one and about
+  max(i, j)/d (near 0) for unrelated random subspaces of ℝ^d. The paper
+  finds that the top directions of adapters trained with different ranks
+  overlap strongly: the useful update has a very low rank.
+"""
+
+from minilora import backend
+
+
+def singular_values(matrix):
+    """σ₁ ≥ σ₂ ≥ ... of a 2-D array, in float64."""
+    xp = backend.get_array_module(matrix)
+    return xp.linalg.svd(matrix.astype(backend.float64), compute_uv=False)
+
+
+def energy_fraction(sigma, k):
+    """Σ_{i≤k} σᵢ² / Σ_i σᵢ²: the share of ‖ΔW‖²_F in the top k directions (Eckart–Young)."""
+    energy = sigma * sigma
+    total = float(energy.sum())
+    return float(energy[:k].sum()) / total if total > 0 else 0.0
+
+
+def right_singular_vectors(a):
+    """The right singular vectors of ``a`` (r × d) as columns of a d × r array, strongest first."""
+    xp = backend.get_array_module(a)
+    _, _, vt = xp.linalg.svd(a.astype(backend.float64), full_matrices=False)
+    return vt.T
+
+
+def subspace_similarity(a1, a2):
+    """φ[i-1, j-1] = ‖U_iᵀ V_j‖²_F / min(i, j) for i ≤ rank(a1), j ≤ rank(a2) (rows of a: the rank)."""
+    xp = backend.get_array_module(a1)
+    u, v = right_singular_vectors(a1), right_singular_vectors(a2)
+    overlap = (u.T @ v) ** 2  # (r1, r2): squared cosines between single directions
+    cumulative = overlap.cumsum(axis=0).cumsum(axis=1)  # [i-1, j-1] = ‖U_iᵀ V_j‖²_F
+    i = xp.arange(1, u.shape[1] + 1)[:, None]
+    j = xp.arange(1, v.shape[1] + 1)[None, :]
+    return cumulative / xp.minimum(i, j)
