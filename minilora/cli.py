@@ -5,6 +5,9 @@ minilora runs its main job.
 """
 
 import argparse
+import dataclasses
+import math
+import sys
 import time
 
 import minilora as ml
@@ -54,6 +57,74 @@ def tour(args):
     return 0
 
 
+# ----------------------------------------------------------------------------
+# train / sample / eval
+
+
+def train(args):
+    """Train a character-level GPT or CharRNN on a corpus and checkpoint it to --out."""
+    from minilora.data import load_corpus
+    from minilora.train import TrainConfig
+    from minilora.train.lm import train_language_model
+
+    text = load_corpus(args.data, seed=args.data_seed)
+    config = TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)})
+    if args.model == "gpt":
+        model_config = dict(block_size=args.block_size, n_layer=args.n_layer, n_head=args.n_head, n_embd=args.n_embd, dropout=args.dropout)
+    else:
+        model_config = dict(embed_dim=args.embed_dim, hidden_size=args.hidden_size, projection=args.projection, proj_dim=args.proj_dim, dropout=args.dropout)
+    print(f"training {args.model} on {args.data} ({len(text):,} characters) -> {args.out}")
+    model, tokenizer, trainer = train_language_model(args.model, model_config, text, config, out=args.out, resume=args.resume)
+    last = trainer.history[-1]
+    print(f"done: step {last['step']}, train loss {last['train_loss']:.4f}, val loss {last['val_loss']:.4f}")
+    print(f"checkpoint and loss curve in {args.out}/")
+    _print_sample(model, tokenizer, prompt="\n", n_tokens=200, temperature=0.8, top_k=None)
+    return 0
+
+
+def sample(args):
+    """Generate text from a trained checkpoint."""
+    from minilora.train.lm import load_model
+
+    ml.manual_seed(args.seed)
+    model, tokenizer, _ = load_model(args.ckpt)
+    for i in range(args.num_samples):
+        if args.num_samples > 1:
+            print(f"--- sample {i + 1}")
+        _print_sample(model, tokenizer, args.prompt, args.max_new_tokens, args.temperature, args.top_k)
+    return 0
+
+
+def evaluate(args):
+    """Mean cross-entropy of a checkpoint on a corpus (every full block, no sampling)."""
+    from minilora.data import load_corpus
+    from minilora.train.lm import load_model
+
+    model, tokenizer, meta = load_model(args.ckpt)
+    block = meta["train_config"]["block_size"]
+    ids = backend.asarray(tokenizer.encode(load_corpus(args.data, seed=args.data_seed)), dtype=backend.int64)
+    n_blocks = (len(ids) - 1) // block
+    if n_blocks < 1:
+        raise SystemExit(f"error: {args.data} has {len(ids)} tokens, fewer than one block of {block + 1}")
+    total, count = 0.0, 0
+    with ml.no_grad():
+        for start in range(0, n_blocks, args.batch_size):
+            rows = range(start, min(start + args.batch_size, n_blocks))
+            x = backend.xp.stack([ids[r * block : (r + 1) * block] for r in rows])
+            y = backend.xp.stack([ids[r * block + 1 : (r + 1) * block + 1] for r in rows])
+            total += model(x, y)[1].item() * x.size
+            count += x.size
+    loss = total / count
+    print(f"{args.data}: {count:,} tokens, loss {loss:.4f} nats/token, perplexity {math.exp(loss):.2f}")
+    return 0
+
+
+def _print_sample(model, tokenizer, prompt, n_tokens, temperature, top_k):
+    ids = backend.asarray([tokenizer.encode(prompt)], dtype=backend.int64)
+    out = model.generate(ids, n_tokens, temperature=temperature, top_k=top_k)
+    print(tokenizer.decode(backend.to_numpy(out[0]).tolist()))
+
+
 def _indent(array, n):
     return "\n".join(" " * n + line for line in str(backend.to_numpy(array).round(4)).splitlines())
 
@@ -68,7 +139,52 @@ def build_parser():
     p = commands.add_parser("tour", help="a short tour of the autograd engine (the default)")
     _tour_options(p)
     _tour_options(parser)  # so `python -m minilora --seed 1` works without naming the command
+    _train_parser(commands)
+    p = commands.add_parser("sample", help="generate text from a checkpoint")
+    p.add_argument("--ckpt", required=True, help="checkpoint directory written by `train`")
+    p.add_argument("--prompt", default="\n", help="text to start from (default: a newline)")
+    p.add_argument("--max-new-tokens", type=int, default=500, help="characters to generate (default: 500)")
+    p.add_argument("--temperature", type=float, default=0.8, help="softmax temperature; 0 is greedy (default: 0.8)")
+    p.add_argument("--top-k", type=int, default=None, help="sample only among the k likeliest tokens")
+    p.add_argument("--num-samples", type=int, default=1, help="how many samples (default: 1)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p = commands.add_parser("eval", help="loss of a checkpoint on a corpus")
+    p.add_argument("--ckpt", required=True, help="checkpoint directory written by `train`")
+    p.add_argument("--data", required=True, help="builtin:NAME or a path to a UTF-8 text file")
+    p.add_argument("--data-seed", type=int, default=0, help="seed of a builtin corpus (default: 0)")
+    p.add_argument("--batch-size", type=int, default=32, help="blocks per forward pass (default: 32)")
     return parser
+
+
+def _train_parser(commands):
+    from minilora.train import TrainConfig
+
+    p = commands.add_parser(
+        "train",
+        help="train a character-level language model",
+        description="Train a GPT or CharRNN on a corpus; checkpoints, the loss curve and the "
+        "history go to --out. Defaults are the small Shakespeare recipe: 4 layers, 4 heads, "
+        "width 128, context 64, batch 12, 2000 steps of AdamW at 1e-3 with cosine decay.",
+    )
+    p.add_argument("--model", choices=["gpt", "rnn"], default="gpt", help="model family (default: gpt)")
+    p.add_argument("--data", required=True, help="builtin:NAME (see minilora.data.builtin_names()) or a path to a UTF-8 text file")
+    p.add_argument("--data-seed", type=int, default=0, help="seed of a builtin corpus (default: 0)")
+    p.add_argument("--out", required=True, help="directory for checkpoints and plots")
+    p.add_argument("--resume", action="store_true", help="continue the run checkpointed in --out")
+    g = p.add_argument_group("GPT")
+    g.add_argument("--n-layer", type=int, default=4, help="Transformer blocks (default: 4)")
+    g.add_argument("--n-head", type=int, default=4, help="attention heads (default: 4)")
+    g.add_argument("--n-embd", type=int, default=128, help="model width (default: 128)")
+    g = p.add_argument_group("CharRNN")
+    g.add_argument("--embed-dim", type=int, default=64, help="embedding size d (default: 64)")
+    g.add_argument("--hidden-size", type=int, default=256, help="hidden state size (default: 256)")
+    g.add_argument("--projection", choices=["none", "trainable", "gaussian", "orthogonal"], default="none", help="seed 000's projection d -> D (default: none)")
+    g.add_argument("--proj-dim", type=int, default=256, help="projected size D (default: 256)")
+    p.add_argument("--dropout", type=float, default=0.0, help="dropout probability (default: 0.0)")
+    g = p.add_argument_group("optimisation")
+    for f in dataclasses.fields(TrainConfig):
+        g.add_argument("--" + f.name.replace("_", "-"), type=type(f.default), default=f.default, help=f"{_field_help(f.name)} (default: {f.default})")
+
 
 
 def _tour_options(p):
@@ -77,9 +193,28 @@ def _tour_options(p):
     p.add_argument("--lr", type=float, default=0.5, help="SGD learning rate (default: 0.5)")
 
 
-COMMANDS = {None: tour, "tour": tour}
+def _field_help(name):
+    """The comment after a TrainConfig field, as its --help text."""
+    import inspect
+
+    from minilora.train import trainer
+
+    for line in inspect.getsource(trainer.TrainConfig).splitlines():
+        if line.strip().startswith(f"{name}:") and "#" in line:
+            return line.split("#", 1)[1].strip()
+    return name
+
+
+COMMANDS = {None: tour, "tour": tour, "train": train, "sample": sample, "eval": evaluate}
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    return COMMANDS[args.command](args)
+    from minilora.train import NonFiniteLossError
+
+    try:
+        return COMMANDS[args.command](args)
+    except (ValueError, FileNotFoundError, KeyError, NonFiniteLossError) as err:
+        # Bad input is the user's to fix: say what is wrong, without a traceback.
+        print(f"error: {err}", file=sys.stderr)
+        return 1

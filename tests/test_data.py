@@ -462,3 +462,32 @@ def test_iterate_minibatches_with_mask_and_errors():
     assert [len(b) for b in batches] == [3, 3] and batches[0][2].shape == (4, 4)
     with pytest.raises(ValueError, match="same number of rows"):
         next(iterate_minibatches(x, [0, 1], 2))
+
+
+# ----------------------------------------------------------------------------
+# WordTokenizer, and the shared Tokenizer machinery
+
+
+def test_word_tokenizer_splits_words_and_punctuation():
+    from minilora.data import WordTokenizer
+
+    tok = WordTokenizer.fit("It wasn't bad! The food, though, was good.")
+    assert tok.split("It wasn't bad!") == ["it", "wasn't", "bad", "!"]
+    assert tok.decode(tok.encode("the food was bad!")) == "the food was bad !"
+    with pytest.raises(ValueError, match="word 'great' at position 2 is not in this tokenizer's vocabulary"):
+        tok.encode("food was great")
+
+
+def test_word_tokenizer_round_trips_through_json_with_its_options(tmp_path):
+    from minilora.data import Tokenizer, WordTokenizer
+
+    tok = WordTokenizer.fit("Good and GOOD", lower=False)
+    assert tok.itos == ["GOOD", "Good", "and"]
+    path = tmp_path / "words.json"
+    tok.save(path)
+    assert WordTokenizer.load(path) == tok
+    assert Tokenizer.from_dict(tok.to_dict()) == tok  # dispatches on the recorded format
+    assert Tokenizer.from_dict(CharTokenizer.fit("ab").to_dict()) == CharTokenizer.fit("ab")
+    assert WordTokenizer.fit("Good") != CharTokenizer.fit("Good")
+    with pytest.raises(ValueError, match="not a tokenizer description"):
+        Tokenizer.from_dict({"format": "something else"})

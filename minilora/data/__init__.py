@@ -22,10 +22,12 @@ from minilora.data.text import (
     read_text_file,
     train_val_split,
 )
-from minilora.data.tokenizer import CharTokenizer
+from minilora.data.tokenizer import CharTokenizer, Tokenizer, WordTokenizer
 
 __all__ = [
     "CharTokenizer",
+    "WordTokenizer",
+    "Tokenizer",
     "load_corpus",
     "builtin_names",
     "read_text_file",

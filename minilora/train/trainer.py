@@ -1,0 +1,153 @@
+"""The training loop: AdamW with warmup + cosine decay, clipping, evaluation,
+checkpoints, resuming, and a stop with a clear message if the loss blows up.
+
+A Trainer works with any model that answers ``model(*batch) -> (logits, loss)``:
+a language-model batch is ``(idx, targets)``, a classifier batch
+``(idx, labels, mask)``. It draws training batches from a callable and
+evaluates on a fixed list of batches, made once from their own generator,
+so every evaluation sees the same data and drawing it never shifts the
+training stream. That is what makes a resumed run match an uninterrupted one.
+"""
+
+import math
+import time
+from dataclasses import asdict, dataclass
+
+from minilora import backend
+from minilora.autograd.engine import no_grad
+from minilora.optim import AdamW, clip_grad_norm_, warmup_cosine
+from minilora.train import checkpoint as ckpt
+from minilora.train.plots import plot_history
+from minilora.train.progress import Progress
+
+
+@dataclass
+class TrainConfig:
+    max_iters: int = 2000  # optimizer steps
+    batch_size: int = 12  # sequences per step
+    block_size: int = 64  # tokens per training sequence (language models)
+    lr: float = 1e-3  # peak learning rate
+    min_lr: float = 1e-4  # floor the cosine decays to
+    warmup_iters: int = 100  # linear warmup steps
+    weight_decay: float = 0.1  # AdamW decay on matrices (not on biases, LayerNorm, vectors)
+    beta1: float = 0.9  # AdamW's first-moment decay
+    beta2: float = 0.99  # AdamW's second-moment decay
+    grad_clip: float = 1.0  # global gradient-norm limit (0: off)
+    eval_interval: int = 250  # evaluate (and checkpoint) every this many steps
+    eval_iters: int = 20  # batches per evaluation
+    seed: int = 0  # seeds the model init, the batches and dropout
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss (or the gradient norm) became nan or inf; training stopped."""
+
+
+def make_optimizer(model, config):
+    """AdamW that decays matrices but not biases and gains (the usual GPT-2 split)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in params if p.ndim >= 2]
+    no_decay = [p for p in params if p.ndim < 2]
+    groups = [{"params": decay, "weight_decay": config.weight_decay}]
+    if no_decay:
+        groups.append({"params": no_decay, "weight_decay": 0.0})
+    return AdamW(groups, lr=config.lr, betas=(config.beta1, config.beta2))
+
+
+class Trainer:
+    """Train ``model`` on batches from ``train_batch()``; evaluate on ``eval_sets``.
+
+    ``eval_sets`` maps a name ("train", "val") to a list of batches.
+    ``checkpoint`` (optional) is a dict with ``directory``, ``kind``,
+    ``model_config`` and ``tokenizer``: given it, the Trainer writes a
+    checkpoint after each evaluation and can resume from one.
+    """
+
+    def __init__(self, model, config, train_batch, eval_sets, checkpoint=None, log=print, progress=True):
+        self.model, self.config = model, config
+        self.train_batch, self.eval_sets = train_batch, eval_sets
+        self.checkpoint, self.log, self.show_progress = checkpoint, log, progress
+        self.optimizer = make_optimizer(model, config)
+        self.step = 0
+        self.history = []  # one dict per evaluation: step, <name>_loss, lr, elapsed
+
+    # -- evaluation --------------------------------------------------------------
+    def evaluate(self):
+        """Mean loss over each evaluation set, with dropout off and no graph built."""
+        was_training = self.model.training
+        self.model.eval()
+        with no_grad():
+            losses = {name: sum(self.model(*b)[1].item() for b in batches) / len(batches) for name, batches in self.eval_sets.items()}
+        self.model.train(was_training)
+        return losses
+
+    # -- the loop ----------------------------------------------------------------
+    def fit(self):
+        """Train until ``max_iters``; returns the history. Raises NonFiniteLossError on nan/inf."""
+        cfg = self.config
+        progress = Progress(cfg.max_iters, start=self.step) if self.show_progress else None
+        t0 = time.perf_counter()
+        self.model.train()
+        while True:
+            if self.step % cfg.eval_interval == 0 or self.step == cfg.max_iters:
+                self._evaluate_and_save(time.perf_counter() - t0)
+            if self.step >= cfg.max_iters:
+                break
+            lr = warmup_cosine(self.step, cfg.lr, cfg.warmup_iters, cfg.max_iters, cfg.min_lr)
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
+            batch = self.train_batch()
+            _, loss = self.model(*batch)
+            loss_value = loss.item()
+            if not math.isfinite(loss_value):
+                self._stop(f"the loss became {loss_value}")
+            self.optimizer.zero_grad()
+            loss.backward()
+            if cfg.grad_clip:
+                norm = clip_grad_norm_(self.optimizer._params(), cfg.grad_clip)
+                if not math.isfinite(norm):
+                    self._stop(f"the gradient norm became {norm}")
+            self.optimizer.step()
+            if progress:
+                progress.update(self.step, tokens=batch[0].size, loss=loss_value, lr=f"{lr:.2e}")
+            self.step += 1
+        if progress:
+            progress.close()
+        return self.history
+
+    def _evaluate_and_save(self, elapsed):
+        losses = self.evaluate()
+        entry = {"step": self.step, **{f"{k}_loss": v for k, v in losses.items()}, "elapsed": round(elapsed, 2)}
+        self.history.append(entry)
+        self.log("step {:5d}  ".format(self.step) + "  ".join(f"{k} loss {v:.4f}" for k, v in losses.items()))
+        if all(math.isfinite(v) for v in losses.values()) and self.checkpoint:
+            self.save()
+
+    def _stop(self, what):
+        where = ""
+        if self.checkpoint:
+            last = self.history[-1]["step"] if self.history else None
+            where = f" The last good checkpoint (step {last}) in {self.checkpoint['directory']} is intact."
+        raise NonFiniteLossError(
+            f"{what} at step {self.step}; training stopped.{where} Try a lower learning rate "
+            "(--lr) or gradient clipping (--grad-clip), or check the data."
+        )
+
+    # -- checkpoints -------------------------------------------------------------
+    def save(self):
+        c = self.checkpoint
+        extra = {"train_config": asdict(self.config), "history": self.history}
+        ckpt.save_checkpoint(c["directory"], self.model, c["kind"], c["model_config"], c.get("tokenizer"), self.optimizer, self.step, extra)
+        if self.history:
+            plot_history(self.history, f"{c['directory']}/loss.png", title=f"{c['kind']} training")
+
+    def resume(self, directory):
+        """Continue the run saved in ``directory``: weights, optimizer, step, RNG and history."""
+        meta, arrays = ckpt.load_checkpoint(directory)
+        ckpt.restore_model(self.model, arrays)
+        ckpt.restore_optimizer(self.optimizer, meta, arrays)
+        backend.set_rng_state(meta["rng_state"])
+        self.step = meta["step"]
+        self.history = meta.get("history", [])
+        if self.history and self.history[-1]["step"] == self.step:
+            self.history.pop()  # fit() evaluates this step again, with the same result
+        return meta
