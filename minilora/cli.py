@@ -125,6 +125,18 @@ def _print_sample(model, tokenizer, prompt, n_tokens, temperature, top_k):
     print(tokenizer.decode(backend.to_numpy(out[0]).tolist()))
 
 
+def demo(args):
+    """The main job: pretrain on domain A, adapt to domain B with LoRA and friends, analyse."""
+    from minilora.experiments.lora_demo import DemoConfig, run_demo
+
+    config = DemoConfig.quick(seed=args.seed, out=args.out) if args.quick else DemoConfig(seed=args.seed, out=args.out)
+    started = time.perf_counter()
+    print(f"minilora {ml.__version__}: LoRA from the ground up (seed {args.seed}{', quick' if args.quick else ''})")
+    run_demo(config)
+    print(f"\nTotal time {time.perf_counter() - started:.0f} s. The method and these results are explained in docs/lora.md.")
+    return 0
+
+
 def _indent(array, n):
     return "\n".join(" " * n + line for line in str(backend.to_numpy(array).round(4)).splitlines())
 
@@ -133,12 +145,14 @@ def build_parser():
     parser = argparse.ArgumentParser(
         prog="python -m minilora",
         description="minilora: low-rank adaptation from the ground up, in NumPy. "
-        "With no command, runs the autograd tour.",
+        "With no command, runs the LoRA demo.",
     )
     commands = parser.add_subparsers(dest="command", metavar="command")
-    p = commands.add_parser("tour", help="a short tour of the autograd engine (the default)")
+    p = commands.add_parser("demo", help="pretrain, adapt with LoRA and others, compare, analyse (the default)")
+    _demo_options(p)
+    _demo_options(parser)  # so `python -m minilora --quick` works without naming the command
+    p = commands.add_parser("tour", help="a short tour of the autograd engine")
     _tour_options(p)
-    _tour_options(parser)  # so `python -m minilora --seed 1` works without naming the command
     _train_parser(commands)
     p = commands.add_parser("sample", help="generate text from a checkpoint")
     p.add_argument("--ckpt", required=True, help="checkpoint directory written by `train`")
@@ -187,6 +201,12 @@ def _train_parser(commands):
 
 
 
+def _demo_options(p):
+    p.add_argument("--quick", action="store_true", help="tiny sizes, a few seconds (for tests)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--out", default="minilora-demo", help="directory for plots and adapters (default: ./minilora-demo)")
+
+
 def _tour_options(p):
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--steps", type=int, default=500, help="SGD steps for the XOR fit (default: 500)")
@@ -205,7 +225,7 @@ def _field_help(name):
     return name
 
 
-COMMANDS = {None: tour, "tour": tour, "train": train, "sample": sample, "eval": evaluate}
+COMMANDS = {None: demo, "demo": demo, "tour": tour, "train": train, "sample": sample, "eval": evaluate}
 
 
 def main(argv=None):

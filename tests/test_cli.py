@@ -8,8 +8,8 @@ def run(*args):
     return subprocess.run([sys.executable, "-m", "minilora", *args], capture_output=True, text=True, timeout=120)
 
 
-def test_main_job_runs_and_learns_xor():
-    out = run()
+def test_tour_runs_and_learns_xor():
+    out = run("tour")
     assert out.returncode == 0, out.stderr
     assert "gradcheck: backward() agrees" in out.stdout
     assert "accuracy 100% on XOR" in out.stdout

@@ -69,6 +69,7 @@ class Trainer:
         self.optimizer = make_optimizer(model, config)
         self.step = 0
         self.history = []  # one dict per evaluation: step, <name>_loss, lr, elapsed
+        self.train_seconds = 0.0  # time in training steps alone (no evaluation, no saving)
 
     # -- evaluation --------------------------------------------------------------
     def evaluate(self):
@@ -95,6 +96,7 @@ class Trainer:
             lr = warmup_cosine(self.step, cfg.lr, cfg.warmup_iters, cfg.max_iters, cfg.min_lr)
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
+            started = time.perf_counter()
             batch = self.train_batch()
             _, loss = self.model(*batch)
             loss_value = loss.item()
@@ -107,6 +109,7 @@ class Trainer:
                 if not math.isfinite(norm):
                     self._stop(f"the gradient norm became {norm}")
             self.optimizer.step()
+            self.train_seconds += time.perf_counter() - started
             if progress:
                 progress.update(self.step, tokens=batch[0].size, loss=loss_value, lr=f"{lr:.2e}")
             self.step += 1
