@@ -19,3 +19,15 @@ def t64(shape_or_array, *, low=-1.0, high=1.0, requires_grad=True, seed=None):
     else:
         array = np.asarray(shape_or_array, dtype=np.float64)
     return ml.Tensor(np.asarray(array, dtype=np.float64), requires_grad=requires_grad)
+
+
+def graph_tensors(out):
+    """Every tensor an op made in the graph below ``out`` (each once)."""
+    stack, seen = [out], set()
+    while stack:
+        t = stack.pop()
+        if id(t) in seen or t._ctx is None:
+            continue
+        seen.add(id(t))
+        yield t
+        stack.extend(x for x in t._ctx.inputs if isinstance(x, ml.Tensor))

@@ -8,7 +8,7 @@ import pytest
 import minilora as ml
 import minilora.nn.functional as F
 from minilora.autograd import Function, engine
-from tests.conftest import t64
+from tests.conftest import graph_tensors, t64
 from tests.test_gradcheck import CASES
 
 
@@ -116,7 +116,7 @@ def test_every_op_skips_the_vjp_of_inputs_that_need_no_grad(name, label, fn, inp
     for frozen in range(len(inputs)):
         args = [ml.Tensor(x.data.copy(), requires_grad=(i != frozen)) for i, x in enumerate(inputs)]
         returned = []
-        for cls in {type(node) for node in _nodes(fn(*args))}:
+        for cls in {type(t._ctx) for t in graph_tensors(fn(*args))}:
             original = cls.backward
             monkeypatch.setattr(cls, "backward", _recording(original, returned))
         out = fn(*args)
@@ -139,17 +139,6 @@ def _recording(original, returned):
         return result
 
     return backward
-
-
-def _nodes(out):
-    stack, seen = [out], set()
-    while stack:
-        t = stack.pop()
-        if id(t) in seen or t._ctx is None:
-            continue
-        seen.add(id(t))
-        yield t._ctx
-        stack.extend(x for x in t._ctx.inputs if isinstance(x, ml.Tensor))
 
 
 def test_no_grad_builds_no_graph():

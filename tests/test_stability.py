@@ -5,6 +5,7 @@ import pytest
 
 import minilora as ml
 import minilora.nn.functional as F
+from tests.conftest import graph_tensors
 
 EXTREME = np.array([[1e4, -1e4, 0.0], [-1e4, -1e4, -1e4], [1e4, 1e4, 1e4 - 1.0]], dtype=np.float32)
 
@@ -72,7 +73,7 @@ def test_a_training_step_stays_float32_end_to_end():
     probs = F.softmax(scores.masked_fill(np.zeros((2, 5, 11), bool), -1e9), dim=-1)
     loss = F.cross_entropy(scores, targets) + 0.0 * probs.var()
 
-    for node in _graph_tensors(loss):
+    for node in graph_tensors(loss):
         assert node.dtype == np.float32, f"{node.grad_fn.name} produced {node.dtype}"
     loss.backward()
     for p in params:
@@ -82,16 +83,6 @@ def test_a_training_step_stays_float32_end_to_end():
             p.data -= 0.1 * p.grad
     assert all(p.dtype == np.float32 for p in params)
 
-
-def _graph_tensors(out):
-    stack, seen = [out], set()
-    while stack:
-        t = stack.pop()
-        if id(t) in seen or t._ctx is None:
-            continue
-        seen.add(id(t))
-        yield t
-        stack.extend(x for x in t._ctx.inputs if isinstance(x, ml.Tensor))
 
 
 def test_ignored_row_with_minus_infinity_logits_does_not_poison_the_loss():

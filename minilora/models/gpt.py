@@ -15,13 +15,12 @@ from dataclasses import dataclass
 
 from minilora import backend
 from minilora.autograd import ops
-from minilora.autograd.engine import no_grad
 from minilora.autograd.tensor import Tensor
 from minilora.models.generation import sample_next
 from minilora.nn import init
 from minilora.nn.attention import CausalSelfAttention
 from minilora.nn.layers import Dropout, Embedding, LayerNorm, Linear
-from minilora.nn.module import Module, ModuleList
+from minilora.nn.module import Module, ModuleList, evaluating
 
 
 @dataclass
@@ -115,11 +114,8 @@ class GPT(Module):
         """Extend ``idx`` (B, T) by ``max_new_tokens`` sampled tokens, feeding each back in."""
         idx = as_indices(idx)
         xp = backend.get_array_module(idx)
-        was_training = self.training
-        self.eval()
-        with no_grad():
+        with evaluating(self):
             for _ in range(max_new_tokens):
                 logits, _ = self(idx[:, -self.config.block_size :])
                 idx = xp.concatenate([idx, sample_next(logits.data[:, -1], temperature, top_k)], axis=1)
-        self.train(was_training)
         return idx

@@ -21,12 +21,11 @@ from dataclasses import dataclass
 
 from minilora import backend
 from minilora.autograd import ops
-from minilora.autograd.engine import no_grad
 from minilora.models.generation import sample_next
 from minilora.models.gpt import as_indices
 from minilora.nn import init
 from minilora.nn.layers import RNN, Dropout, Embedding, Linear
-from minilora.nn.module import Module, Parameter
+from minilora.nn.module import Module, Parameter, evaluating
 
 PROJECTIONS = ("none", "trainable", "gaussian", "orthogonal")
 
@@ -77,15 +76,12 @@ class CharRNN(Module):
         """Extend ``idx`` (B, T) by sampled tokens, carrying the hidden state forward."""
         idx = as_indices(idx)
         xp = backend.get_array_module(idx)
-        was_training = self.training
-        self.eval()
-        with no_grad():
+        with evaluating(self):
             logits, h = self._run(idx)
             for _ in range(max_new_tokens):
                 nxt = sample_next(logits.data[:, -1], temperature, top_k)
                 idx = xp.concatenate([idx, nxt], axis=1)
                 logits, h = self._run(nxt, h)
-        self.train(was_training)
         return idx
 
 

@@ -9,6 +9,7 @@ from minilora.nn.module import (
     ModuleList,
     Parameter,
     Sequential,
+    evaluating,
     freeze,
     set_requires_grad,
     unfreeze,
@@ -17,5 +18,5 @@ from minilora.nn.module import (
 __all__ = [
     "functional", "Module", "Parameter", "ModuleList", "Sequential", "IncompatibleKeys",
     "Linear", "Embedding", "LayerNorm", "Dropout", "RNN", "CausalSelfAttention",
-    "freeze", "unfreeze", "set_requires_grad",
+    "freeze", "unfreeze", "set_requires_grad", "evaluating",
 ]  # fmt: skip

@@ -6,10 +6,12 @@ weight a dotted name (``blocks.0.attn.q_proj.weight``). Those names are what
 ``state_dict``, freezing by pattern and LoRA's ``target_modules`` refer to.
 """
 
+import contextlib
 import fnmatch
 from collections import namedtuple
 
 from minilora import backend
+from minilora.autograd.engine import no_grad
 from minilora.autograd.tensor import Tensor
 
 
@@ -185,6 +187,18 @@ class Module:
             lines.append(f"  ({name}): " + child_lines[0])
             lines.extend("  " + line for line in child_lines[1:])
         return "\n".join(lines) + "\n)"
+
+
+@contextlib.contextmanager
+def evaluating(module):
+    """Inside the block: eval mode (no dropout) and no graph. Afterwards: the previous mode."""
+    was_training = module.training
+    module.eval()
+    try:
+        with no_grad():
+            yield module
+    finally:
+        module.train(was_training)
 
 
 class ModuleList(Module):

@@ -10,9 +10,9 @@ attention never pays for columns of padding.
 from dataclasses import dataclass
 
 from minilora import backend
-from minilora.autograd.engine import no_grad
 from minilora.data import WordTokenizer, encode_sentences, sentiment_corpus
 from minilora.models import ClassifierConfig, TextClassifier
+from minilora.nn.module import evaluating
 from minilora.train.trainer import Trainer
 
 
@@ -44,15 +44,12 @@ def sentiment_splits(n=20_000, seed=0, val_fraction=0.2):
 
 def accuracy(model, split, batch_size=500):
     """The fraction of ``split`` that ``model`` labels correctly (eval mode, no graph)."""
-    was_training = model.training
-    model.eval()
     correct = 0
-    with no_grad():
+    with evaluating(model):
         for start in range(0, len(split), batch_size):
             x, y, mask = split.rows(slice(start, start + batch_size))
             logits, _ = model(x, mask=mask)
             correct += int((logits.data.argmax(axis=-1) == y).sum())
-    model.train(was_training)
     return correct / len(split)
 
 

@@ -14,7 +14,7 @@ import time
 from dataclasses import asdict, dataclass
 
 from minilora import backend
-from minilora.autograd.engine import no_grad
+from minilora.nn.module import evaluating
 from minilora.optim import AdamW, clip_grad_norm_, warmup_cosine
 from minilora.train import checkpoint as ckpt
 from minilora.train.plots import plot_history
@@ -74,12 +74,8 @@ class Trainer:
     # -- evaluation --------------------------------------------------------------
     def evaluate(self):
         """Mean loss over each evaluation set, with dropout off and no graph built."""
-        was_training = self.model.training
-        self.model.eval()
-        with no_grad():
-            losses = {name: sum(self.model(*b)[1].item() for b in batches) / len(batches) for name, batches in self.eval_sets.items()}
-        self.model.train(was_training)
-        return losses
+        with evaluating(self.model):
+            return {name: sum(self.model(*b)[1].item() for b in batches) / len(batches) for name, batches in self.eval_sets.items()}
 
     # -- the loop ----------------------------------------------------------------
     def fit(self):
