@@ -101,7 +101,9 @@ def evaluate(args):
     from minilora.train.lm import load_model
 
     model, tokenizer, meta = load_model(args.ckpt)
-    block = meta["train_config"]["block_size"]
+    block = meta.get("train_config", {}).get("block_size") or getattr(model.config, "block_size", None)
+    if block is None:
+        raise ValueError(f"{args.ckpt} records no context length (train_config.block_size); it was not written by `train`")
     ids = backend.asarray(tokenizer.encode(load_corpus(args.data, seed=args.data_seed)), dtype=backend.int64)
     n_blocks = (len(ids) - 1) // block
     if n_blocks < 1:
@@ -149,7 +151,7 @@ def build_parser():
     )
     commands = parser.add_subparsers(dest="command", metavar="command")
     p = commands.add_parser("demo", help="pretrain, adapt with LoRA and others, compare, analyse (the default)")
-    _demo_options(p)
+    _demo_options(p, defaults=False)
     _demo_options(parser)  # so `python -m minilora --quick` works without naming the command
     p = commands.add_parser("tour", help="a short tour of the autograd engine")
     _tour_options(p)
@@ -201,10 +203,13 @@ def _train_parser(commands):
 
 
 
-def _demo_options(p):
-    p.add_argument("--quick", action="store_true", help="tiny sizes, a few seconds (for tests)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    p.add_argument("--out", default="minilora-demo", help="directory for plots and adapters (default: ./minilora-demo)")
+def _demo_options(p, defaults=True):
+    """The demo's flags; the subcommand's copy has no defaults, so flags given before
+    the word `demo` are not overwritten by it."""
+    default = (lambda value: value) if defaults else (lambda value: argparse.SUPPRESS)
+    p.add_argument("--quick", action="store_true", default=default(False), help="tiny sizes, a few seconds (for tests)")
+    p.add_argument("--seed", type=int, default=default(0), help="random seed (default: 0)")
+    p.add_argument("--out", default=default("minilora-demo"), help="directory for plots and adapters (default: ./minilora-demo)")
 
 
 def _tour_options(p):
@@ -234,7 +239,8 @@ def main(argv=None):
 
     try:
         return COMMANDS[args.command](args)
-    except (ValueError, FileNotFoundError, KeyError, NonFiniteLossError) as err:
+    except (ValueError, TypeError, FileNotFoundError, KeyError, NonFiniteLossError) as err:
         # Bad input is the user's to fix: say what is wrong, without a traceback.
-        print(f"error: {err}", file=sys.stderr)
+        message = err.args[0] if isinstance(err, KeyError) and err.args else err  # KeyError quotes its text
+        print(f"error: {message}", file=sys.stderr)
         return 1

@@ -31,3 +31,12 @@ def test_help_documents_every_flag():
 def test_unknown_command_is_an_error():
     out = run("frobnicate")
     assert out.returncode == 2 and "invalid choice" in out.stderr
+
+
+def test_flags_before_the_command_are_not_overwritten():
+    from minilora.cli import build_parser
+
+    args = build_parser().parse_args(["--seed", "3", "--quick", "demo"])
+    assert args.seed == 3 and args.quick
+    args = build_parser().parse_args(["demo", "--seed", "4"])
+    assert args.seed == 4 and not args.quick and args.out == "minilora-demo"

@@ -270,3 +270,44 @@ def test_reductions_on_random_shapes(shape, op, data):
     x = t64(shape, seed=data.draw(st.integers(0, 2**16)))
     fn = lambda x: getattr(F, op)(x, axis=axis)  # noqa: E731
     assert ml.gradcheck(fn, [x])
+
+
+@pytest.mark.parametrize("label, fn, inputs", ALL_CASES, ids=[c[0] for c in ALL_CASES])
+def test_float32_in_float32_out_for_every_case(label, fn, inputs):
+    """Models train in float32: no op may quietly turn a float32 graph into float64."""
+    args = [ml.Tensor(x.data.astype(np.float32), requires_grad=True) if isinstance(x, ml.Tensor) else x for x in inputs]
+    out = fn(*args)
+    if label != "cast":  # the one case that casts to float64 on purpose
+        assert out.dtype == np.float32
+    out.backward(np.ones(out.shape, out.dtype))
+    for a in args:
+        if isinstance(a, ml.Tensor):
+            assert a.grad.dtype == np.float32, f"{label}: gradient came back {a.grad.dtype}"
+
+
+def test_numpy_scalar_constants_do_not_upcast():
+    x = ml.Tensor(np.ones(3, np.float32), requires_grad=True)
+    y = np.float64(2.0) * x + np.float64(1.0)
+    assert y.dtype == np.float32
+    y.sum().backward()
+    assert x.grad.dtype == np.float32
+
+
+def test_gradcheck_leaves_closure_parameters_and_inputs_alone_even_on_error():
+    W = t64((3, 3), seed=4)
+    x = t64((3,))
+    ml.gradcheck(lambda x: (W @ x).tanh(), [x])
+    assert W.grad is None  # a parameter captured by the closure keeps its .grad
+
+    calls = {"n": 0}
+
+    def flaky(x):
+        calls["n"] += 1
+        if calls["n"] > 3:
+            raise RuntimeError("boom")
+        return x * 2.0
+
+    before = x.data.copy()
+    with pytest.raises(RuntimeError, match="boom"):
+        ml.gradcheck(flaky, [x])
+    np.testing.assert_array_equal(x.data, before)

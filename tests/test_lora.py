@@ -25,6 +25,7 @@ from minilora.lora import (
     save_adapter,
     unmerge_lora,
 )
+from minilora.autograd.ops import layers as F
 from minilora.models import GPT, CharRNN, GPTConfig, RNNConfig
 from tests.conftest import t64
 
@@ -150,12 +151,26 @@ def test_a_training_step_changes_only_lora_parameters():
     assert all("lora_" in n for n in trainable) and len(trainable) == 8
     opt = ml.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
     _, loss = model(IDX, IDX)
-    loss.backward()
-    for n, p in model.named_parameters():
-        if n in frozen:
-            assert p.grad is None, f"a gradient was formed for frozen {n}"
-    opt.step()
+    formed = []  # which weight gradients Linear.backward actually computed
+    original = F.Linear.backward
+
+    def spy(self, grad):
+        gx, gw, gb = original(self, grad)
+        formed.append((self.inputs[1], gw))
+        return gx, gw, gb
+
+    F.Linear.backward = spy
+    try:
+        loss.backward()
+    finally:
+        F.Linear.backward = original
     params = dict(model.named_parameters())
+    for weight, gw in formed:
+        if not weight.requires_grad:
+            assert gw is None, "a gradient was formed for a frozen weight"
+    assert any(gw is not None for _, gw in formed)  # the adapters' own gradients were formed
+    assert all(params[n].grad is None for n in frozen)
+    opt.step()
     for n, before in frozen.items():
         assert np.array_equal(params[n].data, before), f"frozen {n} changed"
     assert all(not np.array_equal(params[n].data, before) for n, before in trainable.items())
@@ -241,8 +256,15 @@ def test_bad_config_values():
         LoraConfig(init_lora_weights="xavier")
     with pytest.raises(ValueError, match="positive integer"):
         LoraConfig(r=0)
-    with pytest.raises(ValueError, match="exceeds"):
-        LoRALinear(nn.Linear(4, 3), r=4)
+    assert LoRALinear(nn.Linear(4, 3), r=8).lora_A.shape == (8, 4)  # r may exceed min(in, out), as in PEFT
+    with pytest.raises(ValueError, match="PiSSA needs r <= min"):
+        LoRALinear(nn.Linear(4, 3), r=4, init_lora_weights="pissa")
+    with pytest.raises(ValueError, match="lora_alpha must be positive"):
+        LoraConfig(lora_alpha=0)
+    with pytest.raises(ValueError, match=r"lora_dropout must be in \[0, 1\)"):
+        LoraConfig(lora_dropout=1.5)
+    with pytest.raises(ValueError, match="LoRAEmbedding supports init_lora_weights='default' only"):
+        apply_lora(gpt(), LoraConfig(target_modules=["tok_emb"], init_lora_weights="pissa"))
 
 
 @pytest.mark.parametrize("bias, expected", [("none", 0), ("lora_only", 4), ("all", None)])
@@ -369,3 +391,46 @@ def test_unmerge_without_merge_warns():
         warnings.simplefilter("always")
         assert layer.unmerge() is False
     assert "not merged" in str(caught[0].message)
+
+
+def test_loading_into_a_merged_model_is_refused(tmp_path):
+    model = randomize_adapters(apply_lora(gpt(), LoraConfig(r=2)))
+    save_adapter(model, tmp_path)
+    merge_lora(model)
+    with pytest.raises(ValueError, match="unmerge_lora"):
+        load_adapter(model, tmp_path)
+
+
+def test_partial_adapter_is_refused(tmp_path):
+    save_adapter(apply_lora(gpt(), LoraConfig(r=2)), tmp_path)
+    ml.manual_seed(0)
+    deeper = GPT(GPTConfig(vocab_size=11, block_size=8, n_layer=3, n_head=2, n_embd=8)).double()
+    with pytest.raises(ValueError, match="blocks.2.attn.q_proj.lora_A: missing from the adapter"):
+        load_adapter(deeper, tmp_path)
+    with pytest.raises(ValueError, match="missing from the adapter"):
+        load_adapter(apply_lora(deeper, LoraConfig(r=2)), tmp_path)
+
+
+@pytest.mark.parametrize("field, value", [("init_lora_weights", "pissa"), ("bias", "all"), ("modules_to_save", ["lm_head"])])
+def test_every_field_that_changes_the_function_must_match(tmp_path, field, value):
+    save_adapter(apply_lora(gpt(), LoraConfig(r=2, **{field: value})), tmp_path)
+    with pytest.raises(ValueError, match=f"has {field}="):
+        load_adapter(apply_lora(gpt(), LoraConfig(r=2)), tmp_path)
+
+
+def test_pissa_adapter_round_trips_into_a_plain_model(tmp_path):
+    model = randomize_adapters(apply_lora(gpt(), LoraConfig(r=2, init_lora_weights="pissa", target_modules="all-linear")))
+    expected = out(model)
+    save_adapter(model, tmp_path)
+    fresh = load_adapter(gpt(), tmp_path)
+    # The base rewritten by PiSSA (W0 - s·B0A0) is rebuilt from the same pretrained weights.
+    np.testing.assert_allclose(out(fresh), expected, rtol=0, atol=1e-10)
+
+
+def test_an_interrupted_save_is_detected(tmp_path):
+    save_adapter(randomize_adapters(apply_lora(gpt(), LoraConfig(r=2, lora_alpha=4))), tmp_path)
+    other = tmp_path / "other"
+    save_adapter(randomize_adapters(apply_lora(gpt(), LoraConfig(r=2, lora_alpha=64)), seed=5), other)
+    (tmp_path / "adapter.npz").write_bytes((other / "adapter.npz").read_bytes())  # new weights, old config
+    with pytest.raises(ValueError, match="interrupted save"):
+        load_adapter(gpt(), tmp_path)

@@ -206,3 +206,25 @@ def test_sequential():
     seq = nn.Sequential(nn.Linear(3, 4), nn.Linear(4, 1))
     assert seq(ml.Tensor(np.ones((2, 3)))).shape == (2, 1)
     assert [n for n, _ in seq.named_parameters()] == ["0.weight", "0.bias", "1.weight", "1.bias"]
+
+
+def test_attention_weight_gradients_pass_gradcheck():
+    ml.manual_seed(0)
+    attn = nn.CausalSelfAttention(n_embd=4, n_head=2, block_size=3).double()
+    x = t64((2, 3, 4), requires_grad=False)
+    params = [attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.bias, attn.o_proj.weight]
+    assert ml.gradcheck(lambda *ps: attn(x), params)
+
+
+def test_padding_rows_never_produce_nan():
+    """A row of padding (an empty sentence, or left padding) still attends to itself."""
+    ml.manual_seed(0)
+    attn = nn.CausalSelfAttention(n_embd=8, n_head=2, block_size=5)
+    x = ml.Tensor(np.random.default_rng(0).normal(size=(2, 5, 8)).astype(np.float32))
+    padding = np.array([[True] * 5, [True, True, False, False, False]])  # all padding; left padding
+    out = attn(x, key_padding_mask=padding)
+    assert np.isfinite(out.data).all()
+
+
+def test_layer_norm_takes_a_tuple_shape():
+    assert nn.LayerNorm((3, 4))(ml.Tensor(np.ones((2, 3, 4)))).shape == (2, 3, 4)

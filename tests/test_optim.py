@@ -144,3 +144,16 @@ def test_training_reduces_loss_on_a_regression():
         opt.step()
     assert loss.item() < 1e-4
     np.testing.assert_allclose(layer.weight.data, [[1.0, -2.0, 0.5]], atol=1e-2)
+
+
+def test_only_empty_groups_is_an_error():
+    with pytest.raises(ValueError, match="empty parameter groups"):
+        optim.AdamW([{"params": []}], lr=0.1)
+
+
+def test_training_a_fully_frozen_model_is_refused():
+    from minilora.train import TrainConfig, make_optimizer
+
+    layer = nn.Linear(2, 2).requires_grad_(False)
+    with pytest.raises(ValueError, match="every parameter of the model is frozen"):
+        make_optimizer(layer, TrainConfig())

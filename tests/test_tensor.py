@@ -216,3 +216,16 @@ def test_clamp_needs_a_bound():
 def test_axis_out_of_range():
     with pytest.raises(ValueError, match=r"^sum: axis 3 is out of bounds .* dimension 2"):
         ml.Tensor(np.ones((2, 2))).sum(axis=3)
+
+
+def test_truth_value_of_a_tensor():
+    assert bool(ml.Tensor([3.0]) > 1.0) and not bool(ml.Tensor(0.0))
+    with pytest.raises(ValueError, match="ambiguous"):
+        bool(ml.Tensor([0.0, 0.0]) == ml.Tensor([1.0, 1.0]))
+    assert (ml.Tensor([1.0, 2.0]) == ml.Tensor([1.0, 2.0])).all().item()
+    assert not (ml.Tensor([1.0, 2.0]) == ml.Tensor([1.0, 3.0])).all().item()
+
+
+def test_var_without_degrees_of_freedom_is_an_error():
+    with pytest.raises(ZeroDivisionError, match="correction=0"):
+        ml.Tensor([1.0, 2.0]).var(correction=2)

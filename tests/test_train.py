@@ -224,3 +224,14 @@ def test_classifier_beats_the_majority_baseline_by_a_wide_margin():
     assert order_aware["val_accuracy"] > order_aware["majority_baseline"] + 0.3
     # Mean-pooled word embeddings cannot tell "not bad, but dull" from "dull, but not bad".
     assert order_blind["val_accuracy"] < 0.7 < order_aware["val_accuracy"]
+
+
+def test_atomic_write_gives_files_the_usual_mode(tmp_path):
+    import os
+
+    from minilora.fileio import atomic_write
+
+    atomic_write(tmp_path / "f.txt", lambda f: f.write(b"hi"))
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (tmp_path / "f.txt").stat().st_mode & 0o777 == 0o666 & ~mask

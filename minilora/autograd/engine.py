@@ -108,10 +108,16 @@ def _accumulate_into_grad(tensor, g):
 
 
 def _check_shape(fn, x, gx):
+    """Every gradient has its tensor's shape and dtype; anything else is a bug in an op."""
     if gx is None or gx.shape != x.shape:
         got = None if gx is None else gx.shape
         raise RuntimeError(
             f"{fn.name}.backward returned a gradient of shape {got} for an input of "
             f"shape {x.shape}: every gradient must have its tensor's shape "
             "(a binary op's backward should call unbroadcast)."
+        )
+    if gx.dtype != x.dtype:
+        raise RuntimeError(
+            f"{fn.name}.backward returned a {gx.dtype} gradient for a {x.dtype} input: a "
+            "constant of another dtype crept into the VJP (e.g. a numpy float64 scalar)."
         )

@@ -19,6 +19,7 @@ each one has a finite-difference gradient check (see tests/test_gradcheck.py).
 The VJPs are derived in docs/autograd.md; each op's docstring cites its equation.
 """
 
+from minilora import backend
 from minilora.autograd import engine
 from minilora.autograd.tensor import Tensor
 
@@ -57,7 +58,7 @@ class Function:
         fn.needs_grad = needs_grad = tuple(
             isinstance(x, Tensor) and x.requires_grad for x in inputs
         )
-        arrays = [x.data if isinstance(x, Tensor) else x for x in inputs]
+        arrays = [x.data if isinstance(x, Tensor) else _constant(x) for x in inputs]
         try:
             out = fn.forward(*arrays, **params)
         except ValueError as err:
@@ -76,6 +77,14 @@ class Function:
     @property
     def name(self):
         return type(self).__name__
+
+
+def _constant(x):
+    """A numpy scalar (np.float64(2.0)) as a Python number: numpy treats its dtype as
+    binding and would turn float32 arrays into float64; Python numbers adapt."""
+    if hasattr(x, "dtype") and getattr(x, "ndim", None) == 0 and not backend.is_array(x):
+        return x.item()
+    return x
 
 
 def unbroadcast(grad, shape):

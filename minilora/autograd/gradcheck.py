@@ -14,7 +14,7 @@ float64 (docs/autograd.md §6).
 """
 
 from minilora import backend
-from minilora.autograd.engine import no_grad
+from minilora.autograd.engine import no_grad, topological_order
 from minilora.autograd.tensor import Tensor
 
 
@@ -25,10 +25,11 @@ class GradcheckError(AssertionError):
 def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-4, seed=0):
     """Compare the gradients backward() computes for ``fn(*inputs)`` with central differences.
 
-    Every input that is a float64 Tensor with ``requires_grad=True`` is
-    checked; other inputs are passed through unchanged. Returns True, or
-    raises GradcheckError naming the input, the element and both values.
-    The inputs' data and ``.grad`` are left as they were.
+    Every input that is a Tensor with ``requires_grad=True`` is checked (it
+    must be float64); other inputs are passed through unchanged. Returns True,
+    or raises GradcheckError naming the input, the element and both values.
+    The inputs' data and the ``.grad`` of every leaf in the graph are left as
+    they were.
     """
     inputs = (inputs,) if isinstance(inputs, Tensor) else tuple(inputs)
     checked = [(i, x) for i, x in enumerate(inputs) if isinstance(x, Tensor) and x.requires_grad]
@@ -59,15 +60,17 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-4, seed=0):
         backend.new_generator(seed).standard_normal(out.shape)
     )  # the random cotangent
 
-    saved_grads = [x.grad for _, x in checked]
-    for _, x in checked:
-        x.grad = None
+    # Every leaf in the graph, parameters captured by fn included, gets its .grad back afterwards.
+    leaves = [t for t in topological_order(out) if t.is_leaf]
+    saved_grads = [t.grad for t in leaves]
+    for t in leaves:
+        t.grad = None
     try:
         out.backward(v)
         analytic = [x.grad if x.grad is not None else 0.0 * x.data for _, x in checked]
     finally:
-        for (_, x), g in zip(checked, saved_grads):
-            x.grad = g
+        for t, g in zip(leaves, saved_grads):
+            t.grad = g
 
     def loss():
         with no_grad():
@@ -86,11 +89,13 @@ def _central_differences(loss, array, eps):
     for flat in range(array.size):
         index = tuple(int(k) for k in xp.unravel_index(flat, array.shape))
         original = float(array[index])
-        array[index] = original + eps
-        up = loss()
-        array[index] = original - eps
-        down = loss()
-        array[index] = original
+        try:
+            array[index] = original + eps
+            up = loss()
+            array[index] = original - eps
+            down = loss()
+        finally:
+            array[index] = original  # even if fn raises, the input is left as it was
         numeric[index] = (up - down) / (2.0 * eps)
     return numeric
 

@@ -61,6 +61,22 @@ class Tensor:
     def numel(self):
         return self.data.size
 
+    def __bool__(self):
+        """Truth of a one-element tensor; for more elements it is ambiguous, as in numpy."""
+        if self.data.size != 1:
+            raise ValueError(
+                f"the truth value of a tensor with {self.data.size} elements is ambiguous; "
+                "use (a == b).all().item() or .any().item()"
+            )
+        return bool(self.data.reshape(()))
+
+    def all(self):
+        """True where every element is non-zero (a boolean tensor; not differentiable)."""
+        return Tensor._wrap(self.data.all())
+
+    def any(self):
+        return Tensor._wrap(self.data.any())
+
     def __len__(self):
         if self.data.ndim == 0:
             raise TypeError("len() of a 0-d tensor")

@@ -152,7 +152,10 @@ class Tokenizer:
         if d.get("version") != _VERSION:
             raise ValueError(f"unsupported {cls.__name__} format version {d.get('version')!r} (this is {_VERSION})")
         options = {k: v for k, v in d.items() if k not in ("format", "version", cls.vocab_key)}
-        return cls(d[cls.vocab_key], **options)
+        try:
+            return cls(d[cls.vocab_key], **options)
+        except TypeError:
+            raise ValueError(f"{cls.__name__} description has unknown settings {sorted(options)}") from None
 
     def save(self, path):
         """Write the tokenizer to ``path`` as UTF-8 JSON."""

@@ -47,7 +47,7 @@ class DemoConfig:
 
     @classmethod
     def quick(cls, **overrides):
-        """A run of a few seconds, for tests: same steps, tiny sizes."""
+        """A run of a few seconds, for tests: the same steps, with tiny sizes and few iterations."""
         small = dict(n_layer=2, n_head=2, n_embd=32, block_size=32, batch_size=8, pretrain_iters=60, adapt_iters=20, eval_iters=2)
         return cls(**{**small, **overrides})
 
@@ -113,6 +113,7 @@ def run_demo(config, log=print, progress=True):
         if setup is not None:
             setup(model)
             log(f"   {name}")
+        backend.manual_seed(config.seed)  # apply_lora draws random numbers: reseed so every method sees the same batches
         lr = getattr(config, lr_key or "full_lr")
         trainer = Trainer(model, train_config(config.adapt_iters, lr), batch_b, eval_sets, log=lambda *_: None, progress=progress)
         if setup is None:

@@ -6,13 +6,17 @@ back, including the scaling convention, since an adapter loaded with the wrong
 scaling silently computes a different function.
 """
 
+import hashlib
 import json
 import pathlib
 
 from minilora import backend
-from minilora.lora.layers import lora_scaling
-from minilora.lora.model import LoraConfig, apply_lora, lora_layers, lora_state_dict, target_names
 from minilora.fileio import atomic_write
+from minilora.lora.layers import lora_scaling
+from minilora.lora.model import LoraConfig, _is_adapter_parameter, apply_lora, lora_layers, lora_state_dict, target_names
+
+# Fields that change the function an adapter computes; lora_dropout only matters while training.
+MUST_MATCH = ("r", "lora_alpha", "use_rslora", "init_lora_weights", "target_modules", "bias", "modules_to_save")
 
 CONFIG_FILE, WEIGHTS_FILE = "adapter_config.json", "adapter.npz"
 
@@ -33,9 +37,16 @@ def save_adapter(model, directory):
         "adapted_modules": [n for n, _ in lora_layers(model)],
     }
     arrays = lora_state_dict(model)
+    # Weights first, then the config that vouches for them with their checksum: a crash
+    # between the two leaves a pair that load_adapter recognises as inconsistent.
     atomic_write(directory / WEIGHTS_FILE, lambda f: backend.save_npz(f, arrays))
+    meta["weights_sha256"] = _sha256(directory / WEIGHTS_FILE)
     atomic_write(directory / CONFIG_FILE, lambda f: f.write(json.dumps(meta, indent=1).encode("utf-8")))
     return directory
+
+
+def _sha256(path):
+    return hashlib.sha256(pathlib.Path(path).read_bytes()).hexdigest()
 
 
 def load_adapter(model, directory):
@@ -49,17 +60,31 @@ def load_adapter(model, directory):
     directory = pathlib.Path(directory)
     meta = _read_config(directory)
     config = LoraConfig(**{k: meta[k] for k in LoraConfig.__dataclass_fields__ if k in meta})
+    if meta.get("weights_sha256") != _sha256(directory / WEIGHTS_FILE):
+        raise ValueError(
+            f"{directory / WEIGHTS_FILE} is not the file {CONFIG_FILE} was written for (an interrupted "
+            "save, or files mixed from two adapters); save the adapter again"
+        )
     arrays = backend.load_npz(directory / WEIGHTS_FILE)
     current = getattr(model, "lora_config", None)
     if current is not None:
-        for key in ("r", "lora_alpha", "use_rslora", "target_modules"):
+        if any(layer.merged for _, layer in lora_layers(model)):
+            raise ValueError("the model's adapter is merged into its weights; unmerge_lora(model) before loading another")
+        for key in MUST_MATCH:
             mine, theirs = getattr(current, key), getattr(config, key)
-            if mine != theirs and not (isinstance(mine, (list, tuple)) and list(mine) == list(theirs)):
+            if _normal(mine) != _normal(theirs):
                 raise ValueError(f"adapter in {directory} has {key}={theirs!r}, but the model's LoRA has {key}={mine!r}")
         expected = {k: v.shape for k, v in model.named_parameters()}
+        adapted = [n for n, _ in lora_layers(model)]
     else:
         expected = _shapes_after_apply(model, config)
-    problems = [f"{k}: not in the model" for k in arrays if k not in expected]
+        adapted = target_names(model, config.target_modules)
+    problems = []
+    if sorted(meta.get("adapted_modules", [])) != sorted(adapted):
+        problems.append(f"it adapts {meta.get('adapted_modules')}, this model would adapt {adapted}")
+    wanted = {k for k in expected if _is_adapter_parameter(k, set(adapted), config.bias, tuple(config.modules_to_save))}
+    problems += [f"{k}: missing from the adapter" for k in sorted(wanted - set(arrays))]
+    problems += [f"{k}: not in the model" for k in arrays if k not in expected]
     problems += [
         f"{k}: adapter {tuple(v.shape)} vs model {tuple(expected[k])}" for k, v in arrays.items() if k in expected and tuple(v.shape) != tuple(expected[k])
     ]
@@ -69,6 +94,10 @@ def load_adapter(model, directory):
         apply_lora(model, config)
     model.load_state_dict(arrays, strict=False)
     return model
+
+
+def _normal(value):
+    return list(value) if isinstance(value, (list, tuple)) else value
 
 
 def _read_config(directory):

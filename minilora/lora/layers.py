@@ -98,6 +98,15 @@ class LoRALayer(Module):
         return f"r={self.r}, lora_alpha={self.lora_alpha}, scaling={self.scaling:.4g}, merged={self.merged}"
 
 
+def _default_init_only(layer, init_lora_weights):
+    if init_lora_weights != "default":
+        raise ValueError(
+            f"{type(layer).__name__} supports init_lora_weights='default' only, got {init_lora_weights!r}; "
+            "target its Linear layers alone for gaussian or PiSSA initialisation"
+        )
+    layer.init_lora_weights = init_lora_weights
+
+
 def _product(B, A, scaling):
     with no_grad():
         return (B.data @ A.data) * scaling
@@ -112,7 +121,8 @@ class LoRALinear(LoRALayer):
       BA = 0 and the layer starts as exactly the base. B = 0 rather than A = 0
       because A's gradient is Bᵀ(...) and B's is (...)Aᵀ: with B = 0 the first
       step moves B (A is non-zero), and from then on both learn.
-    * ``"gaussian"``: A ~ N(0, 1/r), B = 0.
+    * ``"gaussian"``: A with entries of variance 1/r (standard deviation
+      1/√r), B = 0.
     * ``"pissa"`` (Meng et al., 2024): from the SVD W₀ = U S Vᵀ, B A takes the
       top r singular directions, B = U_r √S_r / √s, A = √S_r V_rᵀ / √s, and
       the base keeps the residual W₀ - s·BA. The output is unchanged at init,
@@ -123,8 +133,8 @@ class LoRALinear(LoRALayer):
         super().__init__(base, r, lora_alpha, lora_dropout, use_rslora)
         if init_lora_weights not in INITS:
             raise ValueError(f"init_lora_weights must be one of {INITS}, got {init_lora_weights!r}")
-        if r > min(base.in_features, base.out_features):
-            raise ValueError(f"rank r={r} exceeds min(in_features, out_features) = {min(base.in_features, base.out_features)} of the layer")
+        if init_lora_weights == "pissa" and r > min(base.in_features, base.out_features):
+            raise ValueError(f"PiSSA needs r <= min(in_features, out_features) = {min(base.in_features, base.out_features)} singular directions, got r={r}")
         out_f, in_f = base.weight.shape
         dtype = base.weight.dtype
         self.init_lora_weights = init_lora_weights
@@ -170,9 +180,9 @@ class LoRAEmbedding(LoRALayer):
 
     def __init__(self, base, r=8, lora_alpha=16, lora_dropout=0.0, use_rslora=False, init_lora_weights="default"):
         super().__init__(base, r, lora_alpha, 0.0, use_rslora)
+        _default_init_only(self, init_lora_weights)
         num, dim = base.weight.shape
         dtype = base.weight.dtype
-        self.init_lora_weights = init_lora_weights
         self.lora_A = Parameter(backend.xp.zeros((r, num), dtype=dtype))
         self.lora_B = Parameter(backend.randn((dim, r)).astype(dtype))
 
@@ -200,7 +210,7 @@ class LoRARNN(LoRALayer):
 
     def __init__(self, base, r=8, lora_alpha=16, lora_dropout=0.0, use_rslora=False, init_lora_weights="default"):
         super().__init__(base, r, lora_alpha, 0.0, use_rslora)
-        self.init_lora_weights = init_lora_weights
+        _default_init_only(self, init_lora_weights)
         H, I = base.hidden_size, base.input_size
         dtype = base.weight_ih.dtype
         self.lora_A_ih = Parameter(uniform((r, I), 1.0 / math.sqrt(I)).astype(dtype))

@@ -21,7 +21,7 @@ OUTPUT_LAYERS = ("lm_head", "head")  # left out of "all-linear", as PEFT leaves 
 class LoraConfig:
     r: int = 8  # rank of the update B·A
     lora_alpha: float = 16  # α: the update is scaled by α/r (or α/√r)
-    lora_dropout: float = 0.0  # dropout on the adapter's input while training
+    lora_dropout: float = 0.0  # dropout on a Linear adapter's input while training (embeddings and RNNs: none)
     target_modules: object = field(default_factory=lambda: ["q_proj", "v_proj"])  # names, a regex, or "all-linear"
     bias: str = "none"  # "none" | "all" (train every bias) | "lora_only" (biases of adapted layers)
     use_rslora: bool = False  # scale by α/√r instead of α/r
@@ -35,6 +35,10 @@ class LoraConfig:
             raise ValueError(f"init_lora_weights must be one of {INITS}, got {self.init_lora_weights!r}")
         if not isinstance(self.r, int) or self.r < 1:
             raise ValueError(f"r must be a positive integer, got {self.r!r}")
+        if not self.lora_alpha > 0:
+            raise ValueError(f"lora_alpha must be positive (the update is scaled by alpha/r), got {self.lora_alpha!r}")
+        if not 0.0 <= self.lora_dropout < 1.0:
+            raise ValueError(f"lora_dropout must be in [0, 1), got {self.lora_dropout!r}")
 
     def to_dict(self):
         return asdict(self)

@@ -21,10 +21,14 @@ def sample_next(logits, temperature=1.0, top_k=None):
         return data.argmax(axis=-1)[:, None].astype(backend.int64)
     data = data / temperature
     if top_k is not None:
+        if int(top_k) < 1:
+            raise ValueError(f"top_k must be a positive number of tokens, got {top_k}")
         k = min(int(top_k), data.shape[-1])
         kth = xp.sort(data, axis=-1)[:, -k][:, None]
         data = xp.where(data < kth, -xp.inf, data)
     probs = softmax(Tensor._wrap(data), axis=-1).data
-    u = backend.rand((data.shape[0], 1), dtype=probs.dtype)
-    idx = (probs.cumsum(axis=-1) < u).sum(axis=-1, keepdims=True)
-    return xp.minimum(idx, data.shape[-1] - 1).astype(backend.int64)
+    cdf = probs.cumsum(axis=-1)
+    # Scale u by the last cdf value (1 up to rounding) so it can never fall past the
+    # end of the distribution, where only tokens of probability 0 lie.
+    u = backend.rand((data.shape[0], 1), dtype=probs.dtype) * cdf[:, -1:]
+    return (cdf < u).sum(axis=-1, keepdims=True).astype(backend.int64)

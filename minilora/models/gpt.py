@@ -77,11 +77,21 @@ def init_transformer_weights(model, n_layer):
 
 
 def as_indices(idx):
-    """Token ids as an int64 array, from a Tensor, an array or a list."""
+    """Token ids as an integer array, from a Tensor, an array or a list of ints."""
     data = idx.data if isinstance(idx, Tensor) else backend.asarray(idx)
     if not backend.is_integer(data.dtype):
-        raise TypeError(f"token ids must be integers, got dtype {data.dtype}")
+        raise TypeError(
+            f"token ids must be integers, got dtype {data.dtype} (ml.Tensor turns lists into "
+            "float32; build ids with ml.Tensor(ids, dtype='int64') or pass the list itself)"
+        )
     return data
+
+
+def check_prompt(idx):
+    """A (B, T) batch of token ids with T >= 1, as generate needs."""
+    if idx.ndim != 2 or idx.shape[1] < 1:
+        raise ValueError(f"generate needs token ids of shape (batch, length >= 1), got shape {tuple(idx.shape)}")
+    return idx
 
 
 class GPT(Module):
@@ -112,10 +122,11 @@ class GPT(Module):
 
     def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None):
         """Extend ``idx`` (B, T) by ``max_new_tokens`` sampled tokens, feeding each back in."""
-        idx = as_indices(idx)
+        given = idx
+        idx = check_prompt(as_indices(idx))
         xp = backend.get_array_module(idx)
         with evaluating(self):
             for _ in range(max_new_tokens):
                 logits, _ = self(idx[:, -self.config.block_size :])
                 idx = xp.concatenate([idx, sample_next(logits.data[:, -1], temperature, top_k)], axis=1)
-        return idx
+        return Tensor(idx) if isinstance(given, Tensor) else idx

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from minilora import backend
 from minilora.autograd import ops
 from minilora.models.generation import sample_next
-from minilora.models.gpt import as_indices
+from minilora.autograd.tensor import Tensor
+from minilora.models.gpt import as_indices, check_prompt
 from minilora.nn import init
 from minilora.nn.layers import RNN, Dropout, Embedding, Linear
 from minilora.nn.module import Module, Parameter, evaluating
@@ -74,7 +75,8 @@ class CharRNN(Module):
 
     def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None):
         """Extend ``idx`` (B, T) by sampled tokens, carrying the hidden state forward."""
-        idx = as_indices(idx)
+        given = idx
+        idx = check_prompt(as_indices(idx))
         xp = backend.get_array_module(idx)
         with evaluating(self):
             logits, h = self._run(idx)
@@ -82,7 +84,7 @@ class CharRNN(Module):
                 nxt = sample_next(logits.data[:, -1], temperature, top_k)
                 idx = xp.concatenate([idx, nxt], axis=1)
                 logits, h = self._run(nxt, h)
-        return idx
+        return Tensor(idx) if isinstance(given, Tensor) else idx
 
 
 def random_projection(config, kind):

@@ -5,7 +5,7 @@ For one head with queries Q, keys K and values V (each T × d_head),
     A = softmax(Q Kᵀ / √d_head + M),    out = A V,
 
 where M is 0 on and below the diagonal and -∞ above it, so position t only
-attends to positions ≤ t (docs/math.md, attention). Heads run side by side
+attends to positions ≤ t. Heads run side by side
 on slices of the model width and are joined by the output projection.
 The four projections are separate Linear layers named ``q_proj``, ``k_proj``,
 ``v_proj`` and ``o_proj``, so LoRA can target each one by name.
@@ -46,7 +46,11 @@ class CausalSelfAttention(Module):
         scores = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(C // self.n_head))  # (B, nh, T, T)
         hidden = self.future[:T, :T]
         if key_padding_mask is not None:
-            hidden = hidden | key_padding_mask[:, None, None, :]  # (B, 1, T, T)
+            # Padding keys are hidden too, except from themselves: a position may always
+            # attend to itself, so a row of padding never becomes all -inf (nan).
+            xp = backend.get_array_module(hidden)
+            padding = key_padding_mask[:, None, None, :] & ~xp.eye(T, dtype=bool)  # (B, 1, T, T)
+            hidden = hidden | padding
         att = ops.softmax(ops.masked_fill(scores, hidden, float("-inf")), axis=-1)
         att = self.attn_dropout(att)
         y = (att @ v).transpose(1, 2).reshape(B, T, C)  # (B, T, nh, hs) -> (B, T, C)

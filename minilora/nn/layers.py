@@ -58,9 +58,10 @@ class LayerNorm(Module):
 
     def __init__(self, normalized_shape, eps=1e-5, bias=True):
         super().__init__()
-        self.normalized_shape, self.eps = normalized_shape, eps
-        self.weight = Parameter(backend.xp.ones((normalized_shape,), dtype=backend.float32))
-        self.bias = Parameter(backend.xp.zeros((normalized_shape,), dtype=backend.float32)) if bias else None
+        shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+        self.normalized_shape, self.eps = shape, eps
+        self.weight = Parameter(backend.xp.ones(shape, dtype=backend.float32))
+        self.bias = Parameter(backend.xp.zeros(shape, dtype=backend.float32)) if bias else None
 
     def forward(self, x):
         return ops.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)

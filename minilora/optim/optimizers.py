@@ -20,6 +20,8 @@ class Optimizer:
             raise ValueError(f"{type(self).__name__} got no parameters to optimize")
         groups = params if isinstance(params[0], dict) else [{"params": params}]
         self.param_groups = [{**defaults, **group, "params": list(group["params"])} for group in groups]
+        if not any(group["params"] for group in self.param_groups):
+            raise ValueError(f"{type(self).__name__} got only empty parameter groups: nothing would ever change")
         self.state = {}  # parameter -> its state dict; filled lazily by step()
 
     def _params(self):

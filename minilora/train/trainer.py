@@ -45,11 +45,11 @@ class NonFiniteLossError(RuntimeError):
 def make_optimizer(model, config):
     """AdamW that decays matrices but not biases and gains (the usual GPT-2 split)."""
     params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("every parameter of the model is frozen, so training would change nothing; unfreeze some first")
     decay = [p for p in params if p.ndim >= 2]
     no_decay = [p for p in params if p.ndim < 2]
-    groups = [{"params": decay, "weight_decay": config.weight_decay}]
-    if no_decay:
-        groups.append({"params": no_decay, "weight_decay": 0.0})
+    groups = [{"params": ps, "weight_decay": wd} for ps, wd in ((decay, config.weight_decay), (no_decay, 0.0)) if ps]
     return AdamW(groups, lr=config.lr, betas=(config.beta1, config.beta2))
 
 
@@ -70,6 +70,7 @@ class Trainer:
         self.step = 0
         self.history = []  # one dict per evaluation: step, <name>_loss, lr, elapsed
         self.train_seconds = 0.0  # time in training steps alone (no evaluation, no saving)
+        self.last_saved_step = None  # the step of the newest checkpoint written
 
     # -- evaluation --------------------------------------------------------------
     def evaluate(self):
@@ -120,12 +121,12 @@ class Trainer:
         self.log("step {:5d}  ".format(self.step) + "  ".join(f"{k} loss {v:.4f}" for k, v in losses.items()))
         if all(math.isfinite(v) for v in losses.values()) and self.checkpoint:
             self.save()
+            self.last_saved_step = self.step
 
     def _stop(self, what):
         where = ""
-        if self.checkpoint:
-            last = self.history[-1]["step"] if self.history else None
-            where = f" The last good checkpoint (step {last}) in {self.checkpoint['directory']} is intact."
+        if self.checkpoint and self.last_saved_step is not None:
+            where = f" The last good checkpoint (step {self.last_saved_step}) in {self.checkpoint['directory']} is intact."
         raise NonFiniteLossError(
             f"{what} at step {self.step}; training stopped.{where} Try a lower learning rate "
             "(--lr) or gradient clipping (--grad-clip), or check the data."

@@ -5,6 +5,8 @@ its input's shape with ``unbroadcast`` (docs/autograd.md, Eq. B1). Either
 operand may be a Python number or an array: a constant, which gets no gradient.
 """
 
+import math
+
 from minilora import backend
 from minilora.autograd.function import Function, unbroadcast
 
@@ -96,7 +98,9 @@ class Pow(Function):
         if self.needs_grad[0]:
             ga = unbroadcast(grad * b * a ** (b - 1), _shape(a))
         if self.needs_grad[1]:
-            gb = unbroadcast(grad * out * backend.get_array_module(a).log(a), _shape(b))
+            # A Python-number base keeps a Python log, so float32 stays float32.
+            log_a = math.log(a) if isinstance(a, (int, float)) else backend.get_array_module(a).log(a)
+            gb = unbroadcast(grad * out * log_a, _shape(b))
         return ga, gb
 
 

@@ -82,7 +82,7 @@ class Max(Function):
         x, out = self.saved
         kshape = _keepdims_shape(x.shape, self.axis)
         is_max = x == out.reshape(kshape)
-        ties = is_max.sum(axis=self.axis, keepdims=True)
+        ties = is_max.sum(axis=self.axis, keepdims=True).astype(grad.dtype)  # an int count would upcast
         return is_max * (grad.reshape(kshape) / ties)
 
 
@@ -92,6 +92,11 @@ class Var(Function):
     def forward(self, x, axis=None, keepdims=False, correction=1):
         self.axis = axis
         self.denominator = _count(x.shape, axis) - correction
+        if self.denominator <= 0:
+            raise ZeroDivisionError(
+                f"var: {_count(x.shape, axis)} element(s) per reduction with correction={correction} "
+                "leaves no degrees of freedom; use correction=0 or reduce over more elements"
+            )
         centered = x - x.mean(axis=axis, keepdims=True)
         self.save_for_backward(centered)
         return (centered * centered).sum(axis=axis, keepdims=keepdims) / self.denominator
