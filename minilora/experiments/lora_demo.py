@@ -16,6 +16,7 @@ in several ways, and look at why low-rank adaptation works.
 import dataclasses
 import os
 import pathlib
+import statistics
 
 from minilora import backend
 from minilora.autograd.engine import no_grad
@@ -122,7 +123,7 @@ def run_demo(config, log=print, progress=True):
         else:
             histories[name] = trainer.fit()
             losses = {k: histories[name][-1][f"{k}_loss"] for k in ("B", "A")}
-            step_ms = 1000 * trainer.train_seconds / config.adapt_iters
+            step_ms = 1000 * statistics.median(trainer.step_seconds)  # the median shrugs off bursts of other load
         total, trainable, pct = count_parameters(model)
         rows.append(dict(method=name, trainable=trainable if setup else 0, percent=pct if setup else 0.0, loss_b=losses["B"], loss_a=losses["A"],
                          step_ms=step_ms, stored_bytes=_stored_size(model, name, out, setup is not None)))  # fmt: skip

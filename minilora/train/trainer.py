@@ -69,7 +69,7 @@ class Trainer:
         self.optimizer = make_optimizer(model, config)
         self.step = 0
         self.history = []  # one dict per evaluation: step, <name>_loss, lr, elapsed
-        self.train_seconds = 0.0  # time in training steps alone (no evaluation, no saving)
+        self.step_seconds = []  # the duration of each training step (no evaluation, no saving)
         self.last_saved_step = None  # the step of the newest checkpoint written
 
     # -- evaluation --------------------------------------------------------------
@@ -106,7 +106,7 @@ class Trainer:
                 if not math.isfinite(norm):
                     self._stop(f"the gradient norm became {norm}")
             self.optimizer.step()
-            self.train_seconds += time.perf_counter() - started
+            self.step_seconds.append(time.perf_counter() - started)
             if progress:
                 progress.update(self.step, tokens=batch[0].size, loss=loss_value, lr=f"{lr:.2e}")
             self.step += 1
