@@ -91,3 +91,15 @@ def test_get_array_module_and_to_numpy():
     assert backend.get_array_module(a) is np
     assert backend.to_numpy(a) is a
     assert not backend.is_device_array(a)
+
+
+def test_malloc_is_tuned_on_glibc_and_can_be_turned_off():
+    import platform
+
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        pytest.skip("mallopt is glibc's")
+    assert backend.MALLOC_TUNED
+    code = "from minilora import backend; print(backend.MALLOC_TUNED)"
+    env = {**__import__("os").environ, "MINILORA_NO_MALLOPT": "1"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert out.stdout.strip() == "False"
