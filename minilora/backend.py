@@ -27,7 +27,7 @@ import numpy
 # to the system when freed, so each (B, T, C) temporary of every op is faulted in
 # page by page on every training step. Raising the mmap threshold and the trim
 # threshold once keeps those blocks in the process for reuse: training steps got
-# about 20% faster here (docs/performance.md). MINILORA_NO_MALLOPT=1 turns it off.
+# about 25% faster here (README, "Speed and threads"). MINILORA_NO_MALLOPT=1 turns it off.
 
 _M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
 
