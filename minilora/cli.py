@@ -139,6 +139,21 @@ def demo(args):
     return 0
 
 
+def bench(args):
+    """Time minilora's training and inference steps, side by side with PyTorch if installed."""
+    import pathlib
+
+    from minilora.experiments.bench import markdown_table, run_bench, save
+
+    print(f"minilora {ml.__version__} benchmark ({'quick' if args.quick else 'small and medium'} sizes)")
+    sizes = ("quick",) if args.quick else ("small", "medium")
+    result = run_bench(sizes, warmup=1 if args.quick else args.warmup, repeats=2 if args.quick else args.repeats, log=lambda *_: None)
+    print("\n" + markdown_table(result))
+    path = save(result, pathlib.Path(args.out) / "bench.json")
+    print(f"\nBLAS peak {result['blas_peak_gflops']:.1f} GFLOP/s; results in {path}")
+    return 0
+
+
 def _indent(array, n):
     return "\n".join(" " * n + line for line in str(backend.to_numpy(array).round(4)).splitlines())
 
@@ -156,6 +171,11 @@ def build_parser():
     p = commands.add_parser("tour", help="a short tour of the autograd engine")
     _tour_options(p)
     _train_parser(commands)
+    p = commands.add_parser("bench", help="time training steps, side by side with PyTorch if installed")
+    p.add_argument("--quick", action="store_true", help="a tiny model and few steps (for tests)")
+    p.add_argument("--warmup", type=int, default=3, help="untimed rounds first (default: 3)")
+    p.add_argument("--repeats", type=int, default=10, help="timed rounds per case (default: 10)")
+    p.add_argument("--out", default="minilora-bench", help="directory for bench.json (default: ./minilora-bench)")
     p = commands.add_parser("sample", help="generate text from a checkpoint")
     p.add_argument("--ckpt", required=True, help="checkpoint directory written by `train`")
     p.add_argument("--prompt", default="\n", help="text to start from (default: a newline)")
@@ -230,7 +250,7 @@ def _field_help(name):
     return name
 
 
-COMMANDS = {None: demo, "demo": demo, "tour": tour, "train": train, "sample": sample, "eval": evaluate}
+COMMANDS = {None: demo, "demo": demo, "tour": tour, "train": train, "sample": sample, "eval": evaluate, "bench": bench}
 
 
 def main(argv=None):

@@ -1,0 +1,182 @@
+"""``python -m minilora bench``: how fast minilora trains, measured against PyTorch in one run.
+
+For each size it times a GPT training step in three modes (full fine-tuning,
+LoRA r=8 on q_proj and v_proj with the base frozen, and inference), and a
+CharRNN training step. Where torch is installed, the identical PyTorch model
+runs in the same process and the two take turns, step for step (A B A B
+...), after a warm-up, so a machine that speeds up or slows down affects
+both alike; the ratio minilora ÷ torch is what to read. Without torch the
+suite still runs and says what it skipped.
+
+It also measures the float32 matmul speed NumPy's BLAS reaches here, and
+reports what fraction of it each step achieves (docs/performance.md).
+"""
+
+import json
+import math
+import pathlib
+import statistics
+import time
+
+from minilora import backend
+from minilora.autograd.engine import no_grad
+from minilora.lora import LoraConfig, apply_lora
+from minilora.models import GPT, CharRNN, GPTConfig, RNNConfig
+from minilora.optim import AdamW
+
+SIZES = {
+    "small": dict(n_embd=128, n_layer=4, n_head=4, block_size=64, batch_size=32),
+    "medium": dict(n_embd=256, n_layer=6, n_head=4, block_size=128, batch_size=32),
+    "quick": dict(n_embd=32, n_layer=1, n_head=2, block_size=16, batch_size=4),  # for tests
+}
+RNN_SIZE = dict(embed_dim=64, hidden_size=256, block_size=64, batch_size=32)
+VOCAB = 65
+
+
+def blas_peak_gflops(n=1024, repeats=5):
+    """The best float32 matmul speed NumPy reaches on an n×n product, in GFLOP/s."""
+    a = backend.randn((n, n))
+    b = backend.randn((n, n))
+    best = math.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best / 1e9
+
+
+def gpt_flops(size, mode):
+    """Multiply-adds x 2 of one step: 2·params·tokens forward plus the two attention
+    products, and twice that again for backward when training (the usual 6N rule)."""
+    C, L, T, B = size["n_embd"], size["n_layer"], size["block_size"], size["batch_size"]
+    params = L * 12 * C * C + C * VOCAB  # blocks and lm_head; lookups cost no multiplies
+    forward = 2 * params * B * T + L * 4 * B * T * T * C
+    return forward if mode == "inference" else 3 * forward
+
+
+# ----------------------------------------------------------------------------
+# one step of each system, as a zero-argument callable
+
+
+def minilora_step(size, mode, seed=0):
+    backend.manual_seed(seed)
+    cfg = GPTConfig(VOCAB, size["block_size"], size["n_layer"], size["n_head"], size["n_embd"])
+    model = GPT(cfg)
+    if mode == "lora":
+        apply_lora(model, LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"]))
+    x = backend.randint(0, VOCAB, (size["batch_size"], size["block_size"]))
+    if mode == "inference":
+        model.eval()
+
+        def infer():
+            with no_grad():
+                model(x)
+
+        return infer
+    optimizer = AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+
+    def train():
+        _, loss = model(x, x)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    return train
+
+
+def minilora_rnn_step(seed=0):
+    backend.manual_seed(seed)
+    model = CharRNN(RNNConfig(VOCAB, RNN_SIZE["embed_dim"], RNN_SIZE["hidden_size"]))
+    x = backend.randint(0, VOCAB, (RNN_SIZE["batch_size"], RNN_SIZE["block_size"]))
+    optimizer = AdamW(model.parameters(), lr=1e-4)
+
+    def train():
+        _, loss = model(x, x)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    return train
+
+
+# ----------------------------------------------------------------------------
+# timing
+
+
+def interleaved(steps, warmup, repeats):
+    """Run each step function in turn, ``warmup`` rounds untimed, then ``repeats`` timed."""
+    times = {name: [] for name in steps}
+    for round_ in range(warmup + repeats):
+        for name, step in steps.items():
+            start = time.perf_counter()
+            step()
+            if round_ >= warmup:
+                times[name].append(time.perf_counter() - start)
+    return times
+
+
+def summary(seconds):
+    ms = [1000 * s for s in seconds]
+    return {"median_ms": statistics.median(ms), "min_ms": min(ms), "max_ms": max(ms)}
+
+
+def run_bench(sizes=("small", "medium"), warmup=3, repeats=10, log=print):
+    """Time every case; returns a dict with the machine's BLAS peak and one row per case."""
+    from minilora.experiments import bench_torch
+
+    torch_ok = bench_torch.available()
+    if not torch_ok:
+        log("torch is not installed: timing minilora alone (pip install torch for the side-by-side columns)")
+    peak = blas_peak_gflops()
+    log(f"NumPy BLAS float32 matmul peak here: {peak:.1f} GFLOP/s")
+    rows = []
+    cases = [(size, mode) for size in sizes for mode in ("full", "lora", "inference")] + [("rnn", "full")]
+    for size_name, mode in cases:
+        if size_name == "rnn":
+            steps = {"minilora": minilora_rnn_step()}
+            if torch_ok:
+                steps["torch"] = bench_torch.rnn_step(RNN_SIZE, VOCAB)
+            flops = None
+        else:
+            size = SIZES[size_name]
+            steps = {"minilora": minilora_step(size, mode)}
+            if torch_ok:
+                steps["torch"] = bench_torch.gpt_step(size, mode, VOCAB)
+            flops = gpt_flops(size, mode)
+        times = interleaved(steps, warmup, repeats)
+        row = {"size": size_name, "mode": mode, "minilora": summary(times["minilora"])}
+        if torch_ok:
+            row["torch"] = summary(times["torch"])
+            pairs = [a / b for a, b in zip(times["minilora"], times["torch"])]
+            row["ratio"] = statistics.median(pairs)  # pair by pair, so drift cancels
+        if flops:
+            row["gflops"] = flops / (row["minilora"]["median_ms"] / 1000) / 1e9
+            row["fraction_of_peak"] = row["gflops"] / peak
+        rows.append(row)
+        log(markdown_row(row))
+    return {"blas_peak_gflops": peak, "torch": bench_torch.version() if torch_ok else None, "rows": rows}
+
+
+HEADER = "| size | step | minilora ms (min–max) | torch ms (min–max) | minilora ÷ torch | minilora GFLOP/s | % of BLAS peak |\n|---|---|---:|---:|---:|---:|---:|"
+
+
+def markdown_row(row):
+    def cell(s):
+        return f"{s['median_ms']:.1f} ({s['min_ms']:.1f}–{s['max_ms']:.1f})"
+
+    torch_cell = cell(row["torch"]) if "torch" in row else "skipped"
+    ratio = f"{row['ratio']:.2f}" if "ratio" in row else "–"
+    gflops = f"{row['gflops']:.1f}" if "gflops" in row else "–"
+    peak = f"{100 * row['fraction_of_peak']:.0f}%" if "fraction_of_peak" in row else "–"
+    return f"| {row['size']} | {row['mode']} | {cell(row['minilora'])} | {torch_cell} | {ratio} | {gflops} | {peak} |"
+
+
+def markdown_table(result):
+    return "\n".join([HEADER] + [markdown_row(r) for r in result["rows"]])
+
+
+def save(result, path):
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=1))
+    return path

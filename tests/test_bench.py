@@ -1,0 +1,43 @@
+"""The benchmark suite runs with and without torch, and its numbers are consistent."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from minilora.experiments import bench, bench_torch
+
+
+def quick(monkeypatch=None):
+    return bench.run_bench(("quick",), warmup=1, repeats=2, log=lambda *_: None)
+
+
+def test_bench_without_torch_says_what_it_skipped(monkeypatch):
+    monkeypatch.setattr(bench_torch, "available", lambda: False)
+    said = []
+    result = bench.run_bench(("quick",), warmup=1, repeats=2, log=said.append)
+    assert result["torch"] is None and any("torch is not installed" in s for s in said)
+    assert [(r["size"], r["mode"]) for r in result["rows"]] == [("quick", "full"), ("quick", "lora"), ("quick", "inference"), ("rnn", "full")]
+    assert all("torch" not in r and r["minilora"]["min_ms"] <= r["minilora"]["median_ms"] <= r["minilora"]["max_ms"] for r in result["rows"])
+    assert "skipped" in bench.markdown_table(result)
+
+
+@pytest.mark.skipif(not bench_torch.available(), reason="torch is optional")
+def test_bench_with_torch_reports_ratios():
+    result = quick()
+    assert result["torch"]
+    for row in result["rows"]:
+        assert row["ratio"] > 0 and row["torch"]["median_ms"] > 0
+
+
+def test_flop_count_of_a_training_step_is_three_forwards():
+    size = bench.SIZES["small"]
+    assert bench.gpt_flops(size, "full") == 3 * bench.gpt_flops(size, "inference")
+
+
+def test_bench_command_writes_json(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "minilora", "bench", "--quick", "--out", str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "| quick | full |" in out.stdout
+    assert json.loads((tmp_path / "bench.json").read_text())["blas_peak_gflops"] > 0
