@@ -21,6 +21,10 @@ def test_bench_without_torch_says_what_it_skipped(monkeypatch):
     assert [(r["size"], r["mode"]) for r in result["rows"]] == [("quick", "full"), ("quick", "lora"), ("quick", "inference"), ("rnn", "full")]
     assert all("torch" not in r and r["minilora"]["min_ms"] <= r["minilora"]["median_ms"] <= r["minilora"]["max_ms"] for r in result["rows"])
     assert "skipped" in bench.markdown_table(result)
+    extras = result["by_size"]["quick"]
+    assert extras["merged_over_base_inference"] > 0
+    assert extras["peak_rss_mib_full"] > 10 and extras["peak_rss_mib_lora"] > 10  # whole processes with numpy, in MiB
+    assert "| quick | " in bench.markdown_table(result).split("merged LoRA")[1]
 
 
 @pytest.mark.skipif(not bench_torch.available(), reason="torch is optional")

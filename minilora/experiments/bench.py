@@ -84,6 +84,51 @@ def minilora_step(size, mode, seed=0):
     return train
 
 
+def merged_inference_steps(size, seed=0):
+    """Inference of a base GPT and of the same GPT with a merged r=8 adapter, to compare."""
+    from minilora.lora import merge_lora
+
+    steps = {}
+    for name in ("base", "merged"):
+        backend.manual_seed(seed)
+        model = GPT(GPTConfig(VOCAB, size["block_size"], size["n_layer"], size["n_head"], size["n_embd"])).eval()
+        if name == "merged":
+            merge_lora(apply_lora(model, LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"])))
+        x = backend.randint(0, VOCAB, (size["batch_size"], size["block_size"]))
+
+        def infer(model=model, x=x):
+            with no_grad():
+                model(x)
+
+        steps[name] = infer
+    return steps
+
+
+def peak_rss_mib(size_name, mode, steps=3):
+    """Peak resident memory of a fresh process that takes ``steps`` training steps, in MiB.
+
+    Each mode runs in its own process: a process's peak never goes down, so
+    measuring two modes in one process would only ever report the larger. The
+    child reads VmHWM from /proc: getrusage's ru_maxrss survives exec on Linux,
+    so a child started by this (large) process would report its parent's peak.
+    Returns None where /proc is missing (not Linux).
+    """
+    import subprocess
+    import sys
+
+    code = (
+        "import pathlib; from minilora.experiments.bench import SIZES, minilora_step\n"
+        f"step = minilora_step(SIZES[{size_name!r}], {mode!r})\n"
+        f"for _ in range({steps}): step()\n"
+        "status = pathlib.Path('/proc/self/status')\n"
+        "lines = status.read_text().splitlines() if status.exists() else []\n"
+        "print(next((l.split()[1] for l in lines if l.startswith('VmHWM:')), 'none'))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    value = out.stdout.split()[-1]
+    return None if value == "none" else int(value) / 1024  # VmHWM is in KiB
+
+
 def minilora_rnn_step(seed=0):
     backend.manual_seed(seed)
     model = CharRNN(RNNConfig(VOCAB, RNN_SIZE["embed_dim"], RNN_SIZE["hidden_size"]))
@@ -154,7 +199,15 @@ def run_bench(sizes=("small", "medium"), warmup=3, repeats=10, log=print):
             row["fraction_of_peak"] = row["gflops"] / peak
         rows.append(row)
         log(markdown_row(row))
-    return {"blas_peak_gflops": peak, "torch": bench_torch.version() if torch_ok else None, "rows": rows}
+    extras = {}
+    for size_name in sizes:
+        times = interleaved(merged_inference_steps(SIZES[size_name]), warmup, repeats)
+        pairs = [m / b for m, b in zip(times["merged"], times["base"])]
+        extras[size_name] = {"merged_over_base_inference": statistics.median(pairs)}
+        extras[size_name].update({f"peak_rss_mib_{mode}": peak_rss_mib(size_name, mode) for mode in ("full", "lora")})
+        log(f"{size_name}: merged/base inference {extras[size_name]['merged_over_base_inference']:.3f}, peak RSS "
+            f"full {extras[size_name]['peak_rss_mib_full']:.0f} MiB, LoRA {extras[size_name]['peak_rss_mib_lora']:.0f} MiB")  # fmt: skip
+    return {"blas_peak_gflops": peak, "torch": bench_torch.version() if torch_ok else None, "rows": rows, "by_size": extras}
 
 
 HEADER = "| size | step | minilora ms (min–max) | torch ms (min–max) | minilora ÷ torch | minilora GFLOP/s | % of BLAS peak |\n|---|---|---:|---:|---:|---:|---:|"
@@ -172,7 +225,11 @@ def markdown_row(row):
 
 
 def markdown_table(result):
-    return "\n".join([HEADER] + [markdown_row(r) for r in result["rows"]])
+    lines = [HEADER] + [markdown_row(r) for r in result["rows"]]
+    lines += ["", "| size | merged LoRA ÷ base inference | peak RSS, full fine-tuning | peak RSS, LoRA |", "|---|---:|---:|---:|"]
+    for size, e in result["by_size"].items():
+        lines.append(f"| {size} | {e['merged_over_base_inference']:.3f} | {e['peak_rss_mib_full']:.0f} MiB | {e['peak_rss_mib_lora']:.0f} MiB |")
+    return "\n".join(lines)
 
 
 def save(result, path):
