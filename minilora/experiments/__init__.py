@@ -1,1 +1,1 @@
-"""Whole experiments that stand on everything below: the LoRA demo (and, later, the benchmarks)."""
+"""Whole experiments that stand on everything below: the LoRA demo and the benchmark."""

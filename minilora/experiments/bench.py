@@ -20,7 +20,7 @@ import time
 
 from minilora import backend
 from minilora.autograd.engine import no_grad
-from minilora.lora import LoraConfig, apply_lora
+from minilora.lora import LoraConfig, apply_lora, merge_lora
 from minilora.models import GPT, CharRNN, GPTConfig, RNNConfig
 from minilora.optim import AdamW
 
@@ -58,21 +58,18 @@ def gpt_flops(size, mode):
 # one step of each system, as a zero-argument callable
 
 
-def minilora_step(size, mode, seed=0):
+def _with_lora(model):
+    """The benchmark's adapter: r = 8 on q_proj and v_proj, everything else frozen."""
+    return apply_lora(model, LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"]))
+
+
+def _gpt(size, seed=0):
     backend.manual_seed(seed)
-    cfg = GPTConfig(VOCAB, size["block_size"], size["n_layer"], size["n_head"], size["n_embd"])
-    model = GPT(cfg)
-    if mode == "lora":
-        apply_lora(model, LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"]))
-    x = backend.randint(0, VOCAB, (size["batch_size"], size["block_size"]))
-    if mode == "inference":
-        model.eval()
+    return GPT(GPTConfig(VOCAB, size["block_size"], size["n_layer"], size["n_head"], size["n_embd"]))
 
-        def infer():
-            with no_grad():
-                model(x)
 
-        return infer
+def _train_step(model, x):
+    """One AdamW step on ``x`` (its own next-token targets, which is all timing needs)."""
     optimizer = AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
 
     def train():
@@ -84,23 +81,33 @@ def minilora_step(size, mode, seed=0):
     return train
 
 
+def _inference_step(model, x):
+    model.eval()
+
+    def infer():
+        with no_grad():
+            model(x)
+
+    return infer
+
+
+def minilora_step(size, mode, seed=0):
+    model = _gpt(size, seed)
+    if mode == "lora":
+        _with_lora(model)
+    x = backend.randint(0, VOCAB, (size["batch_size"], size["block_size"]))
+    return _inference_step(model, x) if mode == "inference" else _train_step(model, x)
+
+
 def merged_inference_steps(size, seed=0):
     """Inference of a base GPT and of the same GPT with a merged r=8 adapter, to compare."""
-    from minilora.lora import merge_lora
-
     steps = {}
     for name in ("base", "merged"):
-        backend.manual_seed(seed)
-        model = GPT(GPTConfig(VOCAB, size["block_size"], size["n_layer"], size["n_head"], size["n_embd"])).eval()
+        model = _gpt(size, seed)
         if name == "merged":
-            merge_lora(apply_lora(model, LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"])))
+            merge_lora(_with_lora(model))
         x = backend.randint(0, VOCAB, (size["batch_size"], size["block_size"]))
-
-        def infer(model=model, x=x):
-            with no_grad():
-                model(x)
-
-        steps[name] = infer
+        steps[name] = _inference_step(model, x)
     return steps
 
 
@@ -133,15 +140,7 @@ def minilora_rnn_step(seed=0):
     backend.manual_seed(seed)
     model = CharRNN(RNNConfig(VOCAB, RNN_SIZE["embed_dim"], RNN_SIZE["hidden_size"]))
     x = backend.randint(0, VOCAB, (RNN_SIZE["batch_size"], RNN_SIZE["block_size"]))
-    optimizer = AdamW(model.parameters(), lr=1e-4)
-
-    def train():
-        _, loss = model(x, x)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-
-    return train
+    return _train_step(model, x)
 
 
 # ----------------------------------------------------------------------------

@@ -186,7 +186,7 @@ def _slug(name):
 
 
 def _add_recovery(rows):
-    """recovery = (loss_none - loss_method) / (loss_none - loss_full): the share of full FT's gain."""
+    """recovery = (loss_none - loss_method) / (loss_none - loss_full): the share of full FT's gain (Eq. 10 in docs/lora.md)."""
     none = next(r for r in rows if r["method"] == "no adaptation")["loss_b"]
     full = next(r for r in rows if r["method"] == "full fine-tuning")["loss_b"]
     for r in rows:

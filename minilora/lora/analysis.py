@@ -6,7 +6,7 @@
 * ``subspace_similarity``: for two adapters of ranks r₁ and r₂, with Uᵢ the
   top-i right singular vectors of A₁ and Vⱼ the top-j of A₂,
 
-      φ(i, j) = ‖Uᵢᵀ Vⱼ‖²_F / min(i, j)  ∈ [0, 1],
+      φ(i, j) = ‖Uᵢᵀ Vⱼ‖²_F / min(i, j)  ∈ [0, 1]      (Eq. 11 in docs/lora.md),
 
   which is 1 when the smaller subspace lies inside the larger one and about
   max(i, j)/d (near 0) for unrelated random subspaces of ℝ^d. The paper

@@ -5,7 +5,7 @@ For a linear layer with input x,
     y = W₀x + s · B A dropout(x),    A ∈ ℝ^{r×in}, B ∈ ℝ^{out×r},
 
 with s = α/r (or α/√r with rsLoRA, Kalajdzievski 2023). Only A and B train:
-r·(in + out) numbers instead of in·out (docs/lora.md). Because B·A is an
+r·(in + out) numbers instead of in·out (Eq. 1-2 in docs/lora.md). Because B·A is an
 ordinary matrix, it can be added into W₀ once training is done ("merging"),
 after which the layer costs exactly what the original did.
 
@@ -27,7 +27,7 @@ INITS = ("default", "gaussian", "pissa")
 
 
 def lora_scaling(r, lora_alpha, use_rslora=False):
-    """s = α/r, or α/√r (rsLoRA), which keeps the update's scale stable as r grows."""
+    """s = α/r, or α/√r (rsLoRA), which keeps the update's scale stable as r grows (Eq. 8 in docs/lora.md)."""
     return lora_alpha / math.sqrt(r) if use_rslora else lora_alpha / r
 
 
@@ -71,7 +71,7 @@ class LoRALayer(Module):
         return new
 
     def merge(self, safe=True):
-        """W₀ ← W₀ + s·BA, so forward no longer runs the adapter (docs/lora.md, merging)."""
+        """W₀ ← W₀ + s·BA, so forward no longer runs the adapter (Eq. 9 in docs/lora.md)."""
         if self.merged:
             warnings.warn(f"{type(self).__name__} is already merged; merging again would add ΔW twice, so nothing was done", stacklevel=2)
             return False
@@ -113,7 +113,7 @@ def _product(B, A, scaling):
 
 
 class LoRALinear(LoRALayer):
-    """y = base(x) + s · B A dropout(x), with ``base`` a frozen ``nn.Linear``.
+    """y = base(x) + s · B A dropout(x), with ``base`` a frozen ``nn.Linear`` (Eq. 1 in docs/lora.md).
 
     Initialisation (``init_lora_weights``):
 
@@ -124,7 +124,7 @@ class LoRALinear(LoRALayer):
     * ``"gaussian"``: A with entries of variance 1/r (standard deviation
       1/√r), B = 0.
     * ``"pissa"`` (Meng et al., 2024): from the SVD W₀ = U S Vᵀ, B A takes the
-      top r singular directions, B = U_r √S_r / √s, A = √S_r V_rᵀ / √s, and
+      top r singular directions, B = U_r √S_r / √s, A = √S_r V_rᵀ / √s (Eq. 7), and
       the base keeps the residual W₀ - s·BA. The output is unchanged at init,
       but training starts on the directions that matter most.
     """
@@ -167,7 +167,7 @@ class LoRALinear(LoRALayer):
 
 
 class LoRAEmbedding(LoRALayer):
-    """out = base(idx) + s · (A[:, idx])ᵀ Bᵀ, with ``base`` a frozen ``nn.Embedding``.
+    """out = base(idx) + s · (A[:, idx])ᵀ Bᵀ, with ``base`` a frozen ``nn.Embedding`` (Eq. 5 in docs/lora.md).
 
     A is (r, num_embeddings) and B is (embedding_dim, r). Here A starts at 0
     and B ~ N(0, 1), the reverse of LoRALinear: A plays the role of a small
@@ -198,7 +198,7 @@ class LoRAEmbedding(LoRALayer):
 
 
 class LoRARNN(LoRALayer):
-    """A tanh RNN whose two weight matrices both get a low-rank update:
+    """A tanh RNN whose two weight matrices both get a low-rank update (Eq. 6 in docs/lora.md):
 
         W_ih = W_ih⁰ + s·B_ih A_ih,    W_hh = W_hh⁰ + s·B_hh A_hh.
 

@@ -134,7 +134,7 @@ def count_parameters(model):
 
 
 def merge_lora(model, safe=True):
-    """Add every adapter's s·BA into its base weight (docs/lora.md, merging).
+    """Add every adapter's s·BA into its base weight (Eq. 9 in docs/lora.md).
 
     Every merged weight is computed and checked before any is written, so a
     refusal (train mode with active dropout, or, with ``safe=True``, a

@@ -24,11 +24,12 @@ class Optimizer:
             raise ValueError(f"{type(self).__name__} got only empty parameter groups: nothing would ever change")
         self.state = {}  # parameter -> its state dict; filled lazily by step()
 
-    def _params(self):
+    def params(self):
+        """Every parameter, in group order (checkpoints index optimizer state by this order)."""
         return [p for group in self.param_groups for p in group["params"]]
 
     def zero_grad(self):
-        for p in self._params():
+        for p in self.params():
             p.grad = None
 
     def step(self):
@@ -42,14 +43,14 @@ class Optimizer:
 
     # -- checkpoints: state by parameter position, arrays kept as arrays --------------
     def state_dict(self):
-        index = {id(p): i for i, p in enumerate(self._params())}
+        index = {id(p): i for i, p in enumerate(self.params())}
         return {
             "state": {index[id(p)]: dict(s) for p, s in self.state.items()},
             "param_groups": [{k: v for k, v in g.items() if k != "params"} for g in self.param_groups],
         }
 
     def load_state_dict(self, state_dict):
-        params = self._params()
+        params = self.params()
         if len(state_dict["param_groups"]) != len(self.param_groups):
             raise ValueError("optimizer state has a different number of parameter groups than this optimizer")
         for i, s in state_dict["state"].items():

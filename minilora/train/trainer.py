@@ -102,7 +102,7 @@ class Trainer:
             self.optimizer.zero_grad()
             loss.backward()
             if cfg.grad_clip:
-                norm = clip_grad_norm_(self.optimizer._params(), cfg.grad_clip)
+                norm = clip_grad_norm_(self.optimizer.params(), cfg.grad_clip)
                 if not math.isfinite(norm):
                     self._stop(f"the gradient norm became {norm}")
             self.optimizer.step()
