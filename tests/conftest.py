@@ -21,13 +21,13 @@ def t64(shape_or_array, *, low=-1.0, high=1.0, requires_grad=True, seed=None):
     return ml.Tensor(np.asarray(array, dtype=np.float64), requires_grad=requires_grad)
 
 
-def graph_tensors(out):
-    """Every tensor an op made in the graph below ``out`` (each once)."""
-    stack, seen = [out], set()
+def graph_ops(out):
+    """Every op node (Function) in the graph below the tensor ``out``, each once."""
+    stack, seen = [out.grad_fn], set()
     while stack:
-        t = stack.pop()
-        if id(t) in seen or t._ctx is None:
+        fn = stack.pop()
+        if fn is None or fn.is_leaf or id(fn) in seen:
             continue
-        seen.add(id(t))
-        yield t
-        stack.extend(x for x in t._ctx.inputs if isinstance(x, ml.Tensor))
+        seen.add(id(fn))
+        yield fn
+        stack.extend(fn.parents)

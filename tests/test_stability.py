@@ -5,7 +5,7 @@ import pytest
 
 import minilora as ml
 import minilora.nn.functional as F
-from tests.conftest import graph_tensors
+from tests.conftest import graph_ops
 
 EXTREME = np.array([[1e4, -1e4, 0.0], [-1e4, -1e4, -1e4], [1e4, 1e4, 1e4 - 1.0]], dtype=np.float32)
 
@@ -73,8 +73,8 @@ def test_a_training_step_stays_float32_end_to_end():
     probs = F.softmax(scores.masked_fill(np.zeros((2, 5, 11), bool), -1e9), dim=-1)
     loss = F.cross_entropy(scores, targets) + 0.0 * probs.var()
 
-    for node in graph_tensors(loss):
-        assert node.dtype == np.float32, f"{node.grad_fn.name} produced {node.dtype}"
+    for op in graph_ops(loss):
+        assert op.out_dtype == np.float32, f"{op.name} produced {op.out_dtype}"
     loss.backward()
     for p in params:
         assert p.grad.dtype == np.float32

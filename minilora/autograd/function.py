@@ -13,6 +13,9 @@ math of one op fits on one screen::
             return unbroadcast(grad * b, a.shape), unbroadcast(grad * a, b.shape)
 
 ``Mul.apply(x, y)`` runs it on Tensors and records the node in the graph.
+A node links to the nodes its inputs came from (``parents``), never to the
+input Tensors themselves, so an intermediate array that backward does not
+need is freed as soon as the forward pass lets go of it (docs/autograd.md §1).
 Every subclass is entered in ``PRIMITIVES`` so the test suite can check that
 each one has a finite-difference gradient check (see tests/test_gradcheck.py).
 
@@ -36,9 +39,13 @@ class Function:
         if register:
             PRIMITIVES[cls.__name__.lower()] = cls
 
+    is_leaf = False  # a graph node is an op (this) or a leaf Tensor (is_leaf True)
     # Set by apply() before forward runs, so forward saves only what backward needs.
-    inputs = ()  # the Tensors (or constants) the op was applied to
     needs_grad = ()  # one bool per input: does a gradient have to flow into it?
+    # Set by apply() after forward, when the output joins the graph.
+    parents = ()  # per input: the op that made it, the leaf itself, or None; None once freed
+    out_shape = out_dtype = None  # every gradient arriving here must match them
+    retained = None  # the output Tensor, once it asked to keep its .grad (retain_grad)
     saved = ()  # arrays kept for backward; None once the graph is freed
 
     def forward(self, *arrays, **params):
@@ -66,13 +73,18 @@ class Function:
         requires_grad = engine.is_grad_enabled() and any(needs_grad)
         if not requires_grad:
             return Tensor._wrap(out)
-        fn.inputs = inputs
+        fn.parents = tuple(
+            (x if x._ctx is None else x._ctx) if needs else None
+            for x, needs in zip(inputs, needs_grad)
+        )
+        fn.out_shape, fn.out_dtype = out.shape, out.dtype
         return Tensor._wrap(out, ctx=fn)
 
     def release(self):
-        """Drop the saved arrays and inputs once backward has used them."""
+        """Drop the saved arrays and the links to the parents once backward has used them."""
         self.saved = None
-        self.inputs = None
+        self.parents = None
+        self.retained = None
 
     @property
     def name(self):

@@ -61,7 +61,7 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-4, seed=0):
     )  # the random cotangent
 
     # Every leaf in the graph, parameters captured by fn included, gets its .grad back afterwards.
-    leaves = [t for t in topological_order(out) if t.is_leaf]
+    leaves = [t for t in topological_order(out.grad_fn) if t.is_leaf]
     saved_grads = [t.grad for t in leaves]
     for t in leaves:
         t.grad = None

@@ -22,7 +22,7 @@ class Tensor:
     floating tensors can require gradients.
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "_ctx", "_retains_grad", "__weakref__")
+    __slots__ = ("data", "grad", "requires_grad", "_ctx", "__weakref__")
     # Make numpy hand ``ndarray * Tensor`` to Tensor.__rmul__ instead of
     # looping over the tensor as an object array.
     __array_ufunc__ = None
@@ -35,7 +35,6 @@ class Tensor:
         self.data = backend.asarray(data, dtype=dtype)
         self.grad = None
         self._ctx = None
-        self._retains_grad = False
         self.requires_grad = False
         self.requires_grad_(requires_grad)
 
@@ -47,7 +46,6 @@ class Tensor:
         t.grad = None
         t.requires_grad = ctx is not None
         t._ctx = ctx
-        t._retains_grad = False
         return t
 
     # -- what the tensor is ----------------------------------------------------
@@ -109,7 +107,8 @@ class Tensor:
 
     def retain_grad(self):
         """Also keep ``.grad`` for this non-leaf tensor after backward()."""
-        self._retains_grad = True
+        if self._ctx is not None:  # leaves keep theirs anyway
+            self._ctx.retained = self
         return self
 
     def backward(self, grad=None, retain_graph=False):
