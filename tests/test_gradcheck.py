@@ -155,6 +155,19 @@ CASES = {
         ("rnn_tanh-zero-h0", lambda x, w, u: F.rnn_tanh(x, w, u, None, None)[:, -1], [t64((3, 4, 2)), t64((3, 2), seed=1), t64((3, 3), seed=2)]),
     ],
     "cast": [("cast", lambda x: x.astype("float64") * 2.0, [t64((3, 4))])],
+    # A: uniform entries plus 4 on the diagonal, far from singular, so solve's VJP is smooth there.
+    "solve": [
+        ("solve", F.solve, [t64(np.random.default_rng(6).uniform(-1.0, 1.0, (4, 4)) + 4.0 * np.eye(4)), t64((4, 2), seed=1)]),
+        ("solve-vector", F.solve, [t64(np.random.default_rng(6).uniform(-1.0, 1.0, (4, 4)) + 4.0 * np.eye(4)), t64((4,), seed=2)]),
+        ("solve-stack", F.solve, [t64(np.random.default_rng(6).uniform(-1.0, 1.0, (3, 4, 4)) + 4.0 * np.eye(4)), t64((4, 2), seed=3)]),
+        ("solve-broadcast-b", F.solve, [t64(np.random.default_rng(6).uniform(-1.0, 1.0, (4, 4)) + 4.0 * np.eye(4)), t64((2, 1, 4, 3), seed=4)]),
+    ],
+    "matrixexp": [
+        ("matrix_exp", F.matrix_exp, [t64((4, 4))]),
+        ("matrix_exp-skew", lambda s: F.matrix_exp(s - s.transpose(-2, -1)), [t64((4, 4), seed=2)]),
+        # 1-norms above θ₁₃ = 5.37, so the scaling-and-squaring branch runs (tests/test_orthogonal_linalg.py checks it).
+        ("matrix_exp-squared", F.matrix_exp, [t64((2, 5, 5), seed=3, low=-3.0, high=3.0)]),
+    ],
 }  # fmt: skip
 
 ALL_CASES = [case for cases in CASES.values() for case in cases]
