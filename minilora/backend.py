@@ -11,8 +11,13 @@ code. Two habits keep that switch honest:
   then moved to the device, so a seed gives the same numbers on CPU and GPU.
 
 Importing minilora never imports cupy; only ``use("cupy")`` does.
+
+A third backend, ``"fake"``, is CuPy's rules on the CPU (see "The fake device"
+below): the test suite runs on it in every CI run, so code that would fail on a
+GPU fails on every commit, not only on a machine that has one.
 """
 
+import contextlib
 import ctypes
 import ctypes.util
 import os
@@ -61,12 +66,24 @@ float64 = numpy.float64
 int64 = numpy.int64
 
 
+BACKENDS = ("numpy", "cupy", "fake")
+DEVICES = {"cpu": "numpy", "numpy": "numpy", "gpu": "cupy", "cuda": "cupy", "cupy": "cupy", "fake": "fake"}
+
+
 def use(name):
-    """Select the array library for new tensors: ``"numpy"`` or ``"cupy"``."""
+    """Select the array library for new tensors: ``"numpy"``, ``"cupy"`` or ``"fake"``."""
     global xp, _name
-    if name == "numpy":
-        xp, _name = numpy, "numpy"
-    elif name == "cupy":
+    xp, _name = module_for(name), DEVICES.get(name)
+
+
+def module_for(name):
+    """The array module behind a backend or device name ("cpu", "gpu", "cuda", "fake", ...)."""
+    if name not in DEVICES:
+        raise ValueError(f"unknown backend or device {name!r}: choose one of {sorted(DEVICES)}")
+    name = DEVICES[name]
+    if name == "fake":
+        return fake
+    if name == "cupy":
         try:
             import cupy
         except ImportError as err:
@@ -75,24 +92,27 @@ def use(name):
                 "`pip install 'minilora[gpu]'` on a machine with an NVIDIA GPU and CUDA 12, "
                 "or stay on the default backend with use('numpy')."
             ) from err
-        xp, _name = cupy, "cupy"
-    else:
-        raise ValueError(f"unknown backend {name!r}: choose 'numpy' or 'cupy'")
+        return cupy
+    return numpy
 
 
 def current():
-    """The name of the selected backend, ``"numpy"`` or ``"cupy"``."""
+    """The name of the selected backend: ``"numpy"``, ``"cupy"`` or ``"fake"``."""
     return _name
 
 
 def is_device_array(a):
-    """True for a cupy array, told apart by its type's module so cupy is never imported."""
-    return type(a).__module__.split(".")[0] == "cupy"
+    """True for a cupy array (told apart by its type's module, so cupy is never
+    imported) or a fake-device array."""
+    return isinstance(a, FakeDeviceArray) or type(a).__module__.split(".")[0] == "cupy"
 
 
 def get_array_module(*arrays):
-    """numpy, or cupy if any argument is a cupy array (like ``cupy.get_array_module``)."""
+    """numpy, or the device module of the first device array among the arguments
+    (like ``cupy.get_array_module``)."""
     for a in arrays:
+        if isinstance(a, FakeDeviceArray):
+            return fake
         if is_device_array(a):
             import cupy
 
@@ -101,15 +121,42 @@ def get_array_module(*arrays):
 
 
 def asarray(data, dtype=None):
-    """``data`` as an array of the selected backend, copied to the device if needed."""
+    """``data`` as an array: a device array stays on its device, and host data
+    (lists, numbers, numpy arrays) goes to the selected backend."""
+    if is_device_array(data):
+        return get_array_module(data).asarray(data, dtype=dtype)
     return xp.asarray(data, dtype=dtype)
 
 
+def device_of(a):
+    """Where ``a`` lives: "cpu", "gpu" (cupy) or "fake"."""
+    if isinstance(a, FakeDeviceArray):
+        return "fake"
+    return "gpu" if is_device_array(a) else "cpu"
+
+
+def to_device(a, device):
+    """``a`` moved to ``device`` ("cpu", "gpu", "fake"): the array itself if it is there already."""
+    module = module_for(device)
+    if get_array_module(a) is module:
+        return a
+    return module.asarray(to_numpy(a))
+
+
 def to_numpy(a):
-    """A host numpy array with the values of ``a`` (a copy only when ``a`` lives on the GPU)."""
+    """A host numpy array with the values of ``a`` (a copy only when ``a`` lives on a device)."""
     if is_device_array(a):
         return a.get()
     return numpy.asarray(a)
+
+
+def synchronize(a=None):
+    """Wait for the device to finish its queued work (a no-op on the CPU): GPU
+    kernels run asynchronously, so a timer must sync before it reads the clock."""
+    if a is not None and get_array_module(a).__name__ == "cupy":
+        import cupy
+
+        cupy.cuda.get_current_stream().synchronize()
 
 
 def dtype(spec):
@@ -128,7 +175,7 @@ def is_integer(dtype):
 
 
 def is_array(obj):
-    """True for a numpy or cupy ndarray (not for Python scalars or lists)."""
+    """True for a numpy, cupy or fake-device array (not for Python scalars or lists)."""
     return isinstance(obj, numpy.ndarray) or (is_device_array(obj) and hasattr(obj, "shape"))
 
 
@@ -144,7 +191,9 @@ def scatter_add(target, indices, values):
     duplicate writes the same slot once instead of accumulating. numpy spells
     the accumulating form ``numpy.add.at``; cupy spells it ``cupyx.scatter_add``.
     """
-    if is_device_array(target):
+    if isinstance(target, FakeDeviceArray):
+        fake.add_at(target, indices, values)
+    elif is_device_array(target):
         import cupyx
 
         cupyx.scatter_add(target, indices, values)
@@ -165,6 +214,217 @@ def load_npz(path):
             return {name: f[name] for name in f.files}
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
         raise ValueError(f"{path} is not a readable .npz file of plain arrays ({err})") from err
+
+
+# ----------------------------------------------------------------------------
+# The fake device: CuPy's rules, on the CPU.
+#
+# A FakeDeviceArray holds a numpy array behind a wall. Arithmetic, indexing and
+# array methods work and return device arrays, and the ``fake`` module mirrors
+# numpy's functions the way ``cupy`` does. Everything that CuPy refuses, this
+# refuses too, with an error that says what to do instead:
+#
+# * implicit conversion to numpy (``numpy.asarray(a)``, ``numpy.exp(a)``, any
+#   numpy function or ufunc handed a device array);
+# * mixing a host numpy array into device arithmetic (move it with ``asarray``);
+# * and, inside ``no_host_transfers()``, any read back to the host (``float(a)``,
+#   ``bool(a)``, ``a.item()``, ``a.get()``): one such sync per step stalls a GPU.
+# Reductions return 0-d device arrays, never numpy scalars, as on CuPy.
+
+
+class DeviceError(TypeError):
+    """What CuPy would refuse, caught on the CPU by the fake device."""
+
+
+class _Transfers:
+    forbidden = 0  # > 0 inside no_host_transfers()
+    count = 0  # reads back to the host so far (tests compare before/after)
+
+
+@contextlib.contextmanager
+def no_host_transfers():
+    """Inside this block, reading a fake-device array back to the host raises
+    DeviceError. Wrap a training step in it to prove the step never syncs."""
+    _Transfers.forbidden += 1
+    try:
+        yield
+    finally:
+        _Transfers.forbidden -= 1
+
+
+def _to_host(a, what):
+    if _Transfers.forbidden:
+        raise DeviceError(
+            f"{what} reads a device array back to the host inside no_host_transfers(): "
+            "on a GPU this waits for every queued kernel. Keep the value on the device "
+            "(e.g. accumulate losses in an array) and read it once, outside the step."
+        )
+    _Transfers.count += 1
+    return a._array
+
+
+def _unwrap(obj):
+    """Device arrays to their numpy arrays for the call inside the wall; host arrays refused."""
+    if isinstance(obj, FakeDeviceArray):
+        return obj._array
+    if isinstance(obj, numpy.ndarray):
+        raise DeviceError(
+            f"a host numpy array of shape {obj.shape} was mixed with device arrays; "
+            "CuPy refuses this. Move it first with minilora.backend.asarray(...)."
+        )
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_unwrap(x) for x in obj)
+    if isinstance(obj, dict):
+        return {k: _unwrap(v) for k, v in obj.items()}
+    return obj
+
+
+def _wrap(obj):
+    """numpy results back behind the wall: scalars from reductions become 0-d arrays."""
+    if isinstance(obj, (numpy.ndarray, numpy.generic)):
+        return FakeDeviceArray(numpy.asarray(obj))
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_wrap(x) for x in obj)
+    return obj
+
+
+class FakeDeviceArray:
+    """A numpy array that behaves like a cupy array, refusals included."""
+
+    __slots__ = ("_array",)
+    __array_priority__ = 1000  # so host_array + device_array asks us, and is refused
+
+    def __init__(self, array):
+        self._array = array
+
+    shape = property(lambda self: self._array.shape)
+    dtype = property(lambda self: self._array.dtype)
+    ndim = property(lambda self: self._array.ndim)
+    size = property(lambda self: self._array.size)
+    nbytes = property(lambda self: self._array.nbytes)
+    T = property(lambda self: FakeDeviceArray(self._array.T))
+
+    def __getattr__(self, name):  # array methods: reshape, sum, astype, argmax, ...
+        if name.startswith("_"):  # numpy's own protocols (__array_interface__, ...) stay hidden
+            raise AttributeError(name)
+        method = getattr(self._array, name)
+        return lambda *args, **kwargs: _wrap(method(*_unwrap(args), **_unwrap(kwargs)))
+
+    def __array__(self, dtype=None, copy=None):
+        raise DeviceError(
+            "implicit conversion of a device array to a numpy array: CuPy refuses this. "
+            "Use minilora.backend.to_numpy(a) where a host copy is really wanted."
+        )
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        raise DeviceError(
+            f"numpy.{ufunc.__name__} was called on a device array. Ask for the array's "
+            f"own module: backend.get_array_module(a).{ufunc.__name__}(a)."
+        )
+
+    def __array_function__(self, func, types, args, kwargs):
+        raise DeviceError(
+            f"numpy.{func.__name__} was called on a device array. Ask for the array's "
+            f"own module: backend.get_array_module(a).{func.__name__}(...)."
+        )
+
+    def __getitem__(self, key):
+        return _wrap(self._array[_unwrap(key)])
+
+    def __setitem__(self, key, value):
+        self._array[_unwrap(key)] = _unwrap(value)
+
+    def __len__(self):
+        return len(self._array)
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+    # Reads back to the host: allowed, and counted, outside no_host_transfers().
+    def get(self):
+        return _to_host(self, "a.get()").copy()
+
+    def item(self):
+        return _to_host(self, "a.item()").item()
+
+    def tolist(self):
+        return _to_host(self, "a.tolist()").tolist()
+
+    def __float__(self):
+        return float(_to_host(self, "float(a)"))
+
+    def __int__(self):
+        return int(_to_host(self, "int(a)"))
+
+    def __index__(self):
+        return _to_host(self, "using a as an index").__index__()
+
+    def __bool__(self):
+        return bool(_to_host(self, "bool(a) (an if or while on an array)"))
+
+    def __repr__(self):
+        return f"fake_device_array({numpy.array2string(self._array)}, dtype={self.dtype})"
+
+
+def _operator(name):
+    return lambda self, *other: _wrap(getattr(self._array, name)(*_unwrap(other)))
+
+
+for _name_ in (
+    "add sub mul truediv floordiv mod pow matmul and or xor lshift rshift"
+).split():
+    for _form in (f"__{_name_}__", f"__r{_name_}__", f"__i{_name_}__"):
+        setattr(FakeDeviceArray, _form, _operator(_form))
+for _form in "__lt__ __le__ __gt__ __ge__ __eq__ __ne__ __neg__ __pos__ __abs__ __invert__".split():
+    setattr(FakeDeviceArray, _form, _operator(_form))
+FakeDeviceArray.__hash__ = None  # __eq__ is elementwise, as on any array
+
+
+def _inplace(name):
+    def method(self, other):
+        getattr(self._array, name)(_unwrap(other))
+        return self
+
+    return method
+
+
+for _name_ in "add sub mul truediv floordiv mod pow matmul and or xor".split():
+    setattr(FakeDeviceArray, f"__i{_name_}__", _inplace(f"__i{_name_}__"))
+
+
+class _FakeModule:
+    """numpy's namespace, seen from the fake device: every function takes and
+    returns device arrays; only ``asarray``/``array`` accept host data (an upload)."""
+
+    _UPLOADS = ("asarray", "array", "ascontiguousarray", "asanyarray")
+
+    def __init__(self, module):
+        self._module = module
+        self.__name__ = "fake" if module is numpy else f"fake.{module.__name__.split('.')[-1]}"
+
+    def __getattr__(self, name):
+        attr = getattr(self._module, name)
+        if isinstance(attr, type(numpy)):
+            wrapped = _FakeModule(attr)  # fake.linalg, fake.random, ...
+        elif isinstance(attr, type) or not callable(attr):
+            return attr  # dtypes (fake.float32), constants (fake.inf, fake.newaxis)
+        elif name in self._UPLOADS:
+            def wrapped(data, *args, **kwargs):
+                if isinstance(data, FakeDeviceArray):
+                    return _wrap(attr(data._array, *args, **kwargs))
+                return FakeDeviceArray(attr(numpy.array(data, copy=True), *args, **kwargs))
+        else:
+            def wrapped(*args, **kwargs):
+                return _wrap(attr(*_unwrap(args), **_unwrap(kwargs)))
+        setattr(self, name, wrapped)  # look each name up once
+        return wrapped
+
+    def add_at(self, target, indices, values):
+        """Like ``cupyx.scatter_add``: numpy.add.at behind the wall."""
+        numpy.add.at(target._array, _unwrap(indices), _unwrap(values))
+
+
+fake = _FakeModule(numpy)
 
 
 # ----------------------------------------------------------------------------
@@ -197,14 +457,21 @@ def set_rng_state(state):
     _generator.bit_generator.state = state
 
 
-def rand(shape, dtype=float32):
-    """Uniform samples in [0, 1) of ``shape``, on the selected backend."""
-    return asarray(_generator.random(shape, dtype=numpy.float64).astype(dtype))
+def _place(host_array, like):
+    """A host draw moved to the selected backend, or to the device of ``like``."""
+    if like is None:
+        return asarray(host_array)
+    return get_array_module(like).asarray(host_array)
 
 
-def randn(shape, dtype=float32):
-    """Standard normal samples of ``shape``, on the selected backend."""
-    return asarray(_generator.standard_normal(shape, dtype=numpy.float64).astype(dtype))
+def rand(shape, dtype=float32, like=None):
+    """Uniform samples in [0, 1) of ``shape``, on the selected backend (or where ``like`` lives)."""
+    return _place(_generator.random(shape, dtype=numpy.float64).astype(dtype), like)
+
+
+def randn(shape, dtype=float32, like=None):
+    """Standard normal samples of ``shape``, on the selected backend (or where ``like`` lives)."""
+    return _place(_generator.standard_normal(shape, dtype=numpy.float64).astype(dtype), like)
 
 
 def randint(low, high, shape, generator=None):

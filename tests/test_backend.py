@@ -61,7 +61,7 @@ def test_asking_for_missing_cupy_says_how_to_install(monkeypatch):
 
 
 def test_unknown_backend():
-    with pytest.raises(ValueError, match="unknown backend 'torch'"):
+    with pytest.raises(ValueError, match="unknown backend or device 'torch'"):
         backend.use("torch")
 
 

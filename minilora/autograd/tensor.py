@@ -51,6 +51,7 @@ class Tensor:
     # -- what the tensor is ----------------------------------------------------
     shape = property(lambda self: self.data.shape)
     dtype = property(lambda self: self.data.dtype)
+    device = property(lambda self: backend.device_of(self.data), doc='"cpu", "gpu" or "fake".')
     ndim = property(lambda self: self.data.ndim)
     size = property(lambda self: self.data.size)
     is_leaf = property(lambda self: self._ctx is None, doc="Made by the user, not by an op.")
@@ -144,6 +145,18 @@ class Tensor:
     def detach(self):
         """A new leaf sharing this tensor's data, cut off from the graph."""
         return Tensor._wrap(self.data)
+
+    def to(self, device):
+        """This tensor on ``device`` ("cpu", "gpu"/"cuda", or "fake" for tests).
+
+        Returns self if it is there already, else a copy: a new leaf with the
+        same ``requires_grad``. The copy is not recorded in the graph, so move
+        leaves (data, parameters: ``Module.to``) rather than intermediate results.
+        """
+        data = backend.to_device(self.data, device)
+        if data is self.data:
+            return self
+        return Tensor._wrap(data).requires_grad_(self.requires_grad)
 
     # -- leaving the graph -----------------------------------------------------
     def item(self):

@@ -30,5 +30,5 @@ def sample_next(logits, temperature=1.0, top_k=None):
     cdf = probs.cumsum(axis=-1)
     # Scale u by the last cdf value (1 up to rounding) so it can never fall past the
     # end of the distribution, where only tokens of probability 0 lie.
-    u = backend.rand((data.shape[0], 1), dtype=probs.dtype) * cdf[:, -1:]
+    u = backend.rand((data.shape[0], 1), dtype=probs.dtype, like=probs) * cdf[:, -1:]
     return (cdf < u).sum(axis=-1, keepdims=True).astype(backend.int64)

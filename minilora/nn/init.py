@@ -5,7 +5,7 @@ from minilora import backend
 
 def normal_(p, std=1.0):
     """Refill a parameter in place with N(0, std²) samples (keeps its dtype)."""
-    p.data = backend.randn(p.shape, dtype=p.dtype) * std
+    p.data = backend.randn(p.shape, dtype=p.dtype, like=p.data) * std
     return p
 
 

@@ -132,6 +132,21 @@ class Module:
             p.grad = None
         return self
 
+    def to(self, device):
+        """Move every parameter (and its gradient) and every plain array attribute
+        (a buffer such as attention's causal mask) to ``device`` ("cpu", "gpu",
+        "fake"), in place, as PyTorch's ``Module.to`` does: optimizers keep
+        their references, and their state follows at the next step."""
+        for p in self.parameters():
+            p.data = backend.to_device(p.data, device)
+            if p.grad is not None:
+                p.grad = backend.to_device(p.grad, device)
+        for module in self.modules():
+            for name, value in vars(module).items():
+                if backend.is_array(value):
+                    object.__setattr__(module, name, backend.to_device(value, device))
+        return self
+
     def double(self):
         return self.to_dtype("float64")
 
@@ -169,7 +184,8 @@ class Module:
         if problems:
             raise KeyError(f"load_state_dict for {type(self).__name__} failed (nothing was loaded). " + ". ".join(problems))
         for k in set(params) & set(state_dict):
-            params[k].data = backend.asarray(state_dict[k], dtype=params[k].dtype).copy()
+            p = params[k]  # the array lands on the parameter's device, in its dtype (a copy)
+            p.data = backend.to_device(state_dict[k], p.device).astype(p.dtype)
         return IncompatibleKeys(missing, unexpected)
 
     # -- printing ------------------------------------------------------------------

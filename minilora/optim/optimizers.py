@@ -36,7 +36,7 @@ class Optimizer:
         for group in self.param_groups:
             for p in group["params"]:
                 if p.requires_grad and p.grad is not None:
-                    self.update(p, p.grad, self.state.setdefault(p, {}), group)
+                    self.update(p, p.grad, _follow(self.state.setdefault(p, {}), p.data), group)
 
     def update(self, p, grad, state, group):
         raise NotImplementedError
@@ -61,6 +61,16 @@ class Optimizer:
         self.state = {params[int(i)]: {k: _restore(v) for k, v in s.items()} for i, s in state_dict["state"].items()}
         for group, saved in zip(self.param_groups, state_dict["param_groups"]):
             group.update(saved)
+
+
+def _follow(state, data):
+    """Keep a parameter's state on its device: after ``Module.to(...)`` or loading a
+    checkpoint (host arrays), the moments move once, at the next step."""
+    device = backend.device_of(data)
+    for key, value in state.items():
+        if backend.is_array(value) and backend.device_of(value) != device:
+            state[key] = backend.to_device(value, device)
+    return state
 
 
 def _restore(value):
@@ -139,12 +149,23 @@ class AdamW(Adam):
 def clip_grad_norm_(params, max_norm):
     """Scale all gradients together so their global L2 norm is at most ``max_norm``.
 
-    Returns the norm before clipping (a Python float; inf or nan if a
-    gradient is not finite, which the caller should treat as a failed step).
+    Returns the norm before clipping (inf or nan if a gradient is not finite,
+    which the caller should treat as a failed step, and leaves the gradients
+    alone then). On the CPU it is a Python float. On a device it is a 0-d array
+    and the clipping decision is made there too: reading the norm back to
+    branch on it would make every step wait for the GPU.
     """
     grads = [p.grad for p in params if p.grad is not None]
     if not grads:
         return 0.0
+    if backend.is_device_array(grads[0]):
+        xp = backend.get_array_module(grads[0])
+        total = xp.sqrt(sum((g * g).sum() for g in grads))  # 0-d, on the device
+        clip = xp.isfinite(total) & (total > max_norm)
+        scale = xp.where(clip, max_norm / (total + 1e-6), 1.0)
+        for g in grads:
+            g *= scale.astype(g.dtype)
+        return total
     total = math.sqrt(sum(float((g * g).sum()) for g in grads))
     if math.isfinite(total) and total > max_norm:
         scale = max_norm / (total + 1e-6)

@@ -66,7 +66,9 @@ class CrossEntropy(Function):
         z = logits.reshape(-1, n_classes)  # (N, C)
         t = target.reshape(-1)  # (N,)
         counted = t != ignore_index
-        _check_targets(t, counted, n_classes, ignore_index)
+        on_device = backend.is_device_array(t)
+        if not on_device:  # on a device the check would stall the GPU (see embedding)
+            _check_targets(t, counted, n_classes, ignore_index)
         safe_t = xp.where(counted, t, 0)
         logp = _stable_log_softmax(z, axis=-1)
         rows = xp.arange(z.shape[0])
@@ -77,6 +79,9 @@ class CrossEntropy(Function):
             return losses.reshape(target.shape)
         if reduction == "sum":
             return losses.sum()
+        if on_device:  # a 0-d array that stays there: reading it back would be a sync
+            self.n_counted = counted.sum().astype(logits.dtype)
+            return losses.sum() / self.n_counted
         self.n_counted = int(counted.sum())
         return losses.sum() / self.n_counted if self.n_counted else losses.sum() * float("nan")
 
@@ -166,7 +171,7 @@ class Dropout(Function):
     by 1/(1-p) so the expectation is unchanged; the gradient takes the same mask."""
 
     def forward(self, x, p=0.5):
-        keep = backend.rand(x.shape, dtype=x.dtype) >= p
+        keep = backend.rand(x.shape, dtype=x.dtype, like=x) >= p
         mask = keep * (1.0 / (1.0 - p))
         mask = mask.astype(x.dtype)
         self.save_for_backward(mask)
@@ -217,7 +222,10 @@ def embedding(indices, weight):
     if not backend.is_integer(idx.dtype):
         raise TypeError(f"embedding: indices must be integers, got dtype {idx.dtype}")
     n = weight.shape[0]
-    if idx.size and (int(idx.min()) < 0 or int(idx.max()) >= n):
+    # Checked on the host only: on a GPU the check would wait for the device on
+    # every call (and CuPy wraps out-of-range indices around instead of raising),
+    # so device batches must come from data checked once, on the host.
+    if idx.size and not backend.is_device_array(idx) and (int(idx.min()) < 0 or int(idx.max()) >= n):
         bad = int(idx.min()) if int(idx.min()) < 0 else int(idx.max())
         raise IndexError(f"embedding: index {bad} is out of range for a table of {n} rows (valid: 0..{n - 1})")
     return Embedding.apply(idx, weight)
