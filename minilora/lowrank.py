@@ -68,19 +68,16 @@ def _svd64(W):
 def truncated_svd(W, k):
     """(U_k, S_k, Vh_k): the k largest singular values of W and their vectors (Eq. 2 in docs/lowrank.md).
 
-    For an (m, n) matrix, U_k is (m, k) with orthonormal columns, S_k is (k,)
-    with σ₁ ≥ … ≥ σ_k ≥ 0, and Vh_k is (k, n) with orthonormal rows. W may be
-    a Tensor or an array; floating input keeps its dtype, other input becomes
-    float64. The SVD itself runs in float64.
+    For an (m, n) W (a Tensor or an array), U_k is (m, k) with orthonormal
+    columns, S_k is (k,) with σ₁ ≥ … ≥ σ_k ≥ 0, and Vh_k is (k, n) with
+    orthonormal rows, in W's floating dtype (float64 for other input).
 
-    Deterministic signs (Eq. 3): each pair (u_i, v_i) is only defined up to a
-    common sign, and which sign comes back depends on the LAPACK build
-    (OpenBLAS, MKL, cuSOLVER). We flip each pair so that the entry of u_i with
-    the largest magnitude is positive. σ_i u_i v_iᵀ does not change, but U_k
-    and Vh_k become the same everywhere, so saved factors, tests and a
-    FactoredLinear trained further from them are reproducible. With repeated
-    singular values the vectors are not unique beyond the sign, and no
-    convention fixes that; W_k is unique when σ_k > σ_{k+1}.
+    Deterministic signs (Eq. 3): each pair (u_i, v_i) is defined only up to a
+    common sign, and which one LAPACK returns depends on its build (OpenBLAS,
+    MKL, cuSOLVER). We flip each pair so that the largest-magnitude entry of
+    u_i is positive: σ_i u_i v_iᵀ is unchanged, and saved factors, tests and a
+    FactoredLinear trained further from them become reproducible. Repeated
+    singular values leave the vectors non-unique beyond the sign (§2.1 there).
     """
     W = _as_matrix(W)
     m, n = W.shape
@@ -109,10 +106,8 @@ def _singular_values(S):
 def eckart_young_error(S, k, norm="fro"):
     """‖W - W_k‖ from W's singular values alone (Eq. 4-5 in docs/lowrank.md).
 
-    ``norm="fro"``: √(Σ_{i>k} σᵢ²), the square root of the discarded energy.
-    ``norm="spectral"``: σ_{k+1}, the largest discarded singular value (0 when
-    k keeps them all). By the Eckart–Young theorem no matrix of rank ≤ k is
-    closer to W in either norm. ``k`` may be 0 (W_0 = 0) up to len(S).
+    ``norm="fro"``: √(Σ_{i>k} σᵢ²); ``norm="spectral"``: σ_{k+1} (0 when k = len(S)).
+    No matrix of rank ≤ k is closer to W in either norm. 0 ≤ k ≤ len(S).
     """
     S = _singular_values(S)
     k = _check_int(k, "k", 0, S.size, f"S holds {S.size} singular values")
@@ -127,12 +122,10 @@ def eckart_young_error(S, k, norm="fro"):
 def rank_for_energy(S, fraction):
     """The smallest k with Σ_{i≤k} σᵢ² / Σ_i σᵢ² ≥ fraction (Eq. 6 in docs/lowrank.md).
 
-    "Energy" is the squared singular values: Σ σᵢ² = ‖W‖²_F, so the kept
-    share is 1 - (relative Frobenius error)² (Eq. 4). ``fraction`` is in
-    (0, 1]. The cumulative shares are divided by their own last entry, so
-    k = len(S) always qualifies. With ``fraction=1.0``, directions whose
-    energy is below float64 rounding of the total add nothing, which gives
-    the numerical rank of a rank-deficient matrix.
+    Energy means squared singular values, Σ σᵢ² = ‖W‖²_F. ``fraction`` is in (0, 1].
+    Dividing the running sums by their own last entry makes k = len(S) always
+    qualify; with ``fraction=1.0`` directions below float64 rounding of the
+    total add nothing, which gives the numerical rank.
     """
     S = _singular_values(S)
     fraction = _check_fraction(fraction)
@@ -148,7 +141,7 @@ def rank_for_energy(S, fraction):
 
 
 class FactoredLinear(Module):
-    """y = U (SV x) + b: a Linear whose (out, in) weight is kept as two thin factors (Eq. 7).
+    """y = U (SV x) + b: a Linear whose (out, in) weight is kept as two thin factors (Eq. 7 in docs/lowrank.md).
 
     ``U`` is (out, k) and ``SV`` is (k, in); ``from_linear`` sets them to U_k
     and diag(S_k) Vh_k of a trained weight, so U·SV = W_k. The forward runs two
@@ -318,14 +311,11 @@ def compress_model(model, rank=None, energy=None, target_modules="all-linear", s
 class SVDLinear(Module):
     """W(δ) = U diag(S + δ) Vh, with U, S, Vh frozen and only δ trainable (Eq. 9 in docs/lowrank.md).
 
-    Built from a trained ``nn.Linear``: U (out, k), S (k,) and Vh (k, in) come
-    from the SVD of its weight (signs by Eq. 3) and are Parameters with
-    ``requires_grad=False``, so they are saved with the model but never
-    trained. δ (k,) starts at 0, so at full rank (``rank=None``, k = min(in, out))
-    the layer starts as the Linear itself. With a smaller rank it starts as
-    the truncation W_k (Eq. 2), off by Eq. (4). The bias is copied, frozen
-    unless ``train_bias=True``. Forward: y = U((S + δ) ⊙ Vh x) + b, two thin
-    matmuls and a scaling; δ's gradient is Eq. (10).
+    U (out, k), S (k,) and Vh (k, in) come from the SVD of a trained Linear's
+    weight and are Parameters with ``requires_grad=False``: saved, never trained.
+    δ (k,) starts at 0, so at full rank (``rank=None``) the layer starts as the
+    Linear itself, and at rank k as its truncation W_k (Eq. 2). The bias is
+    copied, frozen unless ``train_bias=True``. δ's gradient is Eq. (10).
     """
 
     def __init__(self, base, rank=None, train_bias=False):
@@ -373,11 +363,9 @@ def svd_layers(model):
 def apply_svd_finetuning(model, target_modules="all-linear", rank=None, train_bias=False):
     """Wrap the targeted Linear layers in SVDLinear (in place) and freeze all but δ; return the model.
 
-    Like ``apply_lora``: ``target_modules`` follows LoraConfig's rules, every
-    other parameter of the model is frozen, and only each layer's δ (plus its
-    bias, with ``train_bias=True``) trains. ``count_parameters`` then reports
-    Σ k trainable numbers. The default targets every Linear but the output
-    layer, since a layer costs only k ≤ min(in, out) trainable numbers.
+    Like ``apply_lora``: ``target_modules`` follows LoraConfig's rules, and only
+    each layer's δ (and bias, with ``train_bias=True``) trains, Σ k numbers by
+    ``count_parameters``. By default every Linear but the output layer: each costs k ≤ min(in, out).
     """
     if svd_layers(model):
         raise ValueError("this model already has SVDLinear layers; apply_svd_finetuning once (or merge_svd first)")
@@ -409,10 +397,8 @@ def merge_svd(model):
 def equal_budget_lora_rank(layer_shapes, budget):
     """The largest LoRA rank r whose adapters on these layers train at most ``budget`` numbers (Eq. 11).
 
-    ``layer_shapes`` is one (out, in) pair or a list of them. LoRA trains
-    r(in + out) numbers per layer, singular-value fine-tuning k ≤ min(in, out).
-    So the whole δ of a d×d layer (d numbers) buys r = ⌊d / 2d⌋ = 0: LoRA's
-    smallest adapter, r = 1, already costs as much as δ on two such layers.
+    ``layer_shapes`` is one (out, in) pair or a list. LoRA trains r(in + out) numbers
+    per layer, δ only k ≤ min(in, out): the whole δ of a d×d layer buys r = ⌊d/2d⌋ = 0.
     Returns 0 when not even r = 1 fits.
     """
     one = len(layer_shapes) == 2 and all(isinstance(n, numbers.Integral) for n in layer_shapes)
