@@ -35,10 +35,12 @@ class Solve(Function):
 
     def forward(self, a, b):
         xp = backend.get_array_module(a, b)
-        batch = _broadcast_batch(a.shape[:-2], b.shape[:-2])
         self.shapes = a.shape, b.shape
+        if a.shape[:-2] != b.shape[:-2]:  # numpy would broadcast the stacks itself; cupy needs them equal
+            batch = _broadcast_batch(a.shape[:-2], b.shape[:-2])
+            a, b = xp.broadcast_to(a, batch + a.shape[-2:]), xp.broadcast_to(b, batch + b.shape[-2:])
         try:
-            x = xp.linalg.solve(xp.broadcast_to(a, batch + a.shape[-2:]), xp.broadcast_to(b, batch + b.shape[-2:]))
+            x = xp.linalg.solve(a, b)
         except ValueError as err:  # numpy's LinAlgError is a ValueError; the shapes were checked already
             raise ValueError(
                 f"the matrix A is singular ({err}), so A X = B has no unique solution; "
@@ -51,7 +53,7 @@ class Solve(Function):
         a, x = self.saved
         xp = backend.get_array_module(grad)
         sa, sb = self.shapes
-        gb = xp.linalg.solve(xp.broadcast_to(a, grad.shape[:-2] + sa[-2:]).swapaxes(-1, -2), grad)  # A⁻ᵀ X̄
+        gb = xp.linalg.solve(a.swapaxes(-1, -2), grad)  # A⁻ᵀ X̄, (..., n, k)
         ga = unbroadcast(-(gb @ x.swapaxes(-1, -2)), sa) if self.needs_grad[0] else None
         return ga, (unbroadcast(gb, sb) if self.needs_grad[1] else None)
 
