@@ -87,6 +87,7 @@ OP_CASES = {
     "var": (lambda put, a: F.var(a, axis=0), [X34]),
     "logsumexp": (lambda put, a: F.logsumexp(a, axis=-1), [X234]),
     "softmax": (lambda put, a: F.softmax(a, axis=-1), [X234]),
+    "attentionsoftmax": (lambda put, a: F.attention_softmax(a, put(np.triu(np.ones((4, 4), bool), 1)), scale=0.5), [X234[:, :, None, :] * np.ones((1, 1, 4, 1))]),
     "logsoftmax": (lambda put, a: F.log_softmax(a, axis=1), [X234]),
     "crossentropy": (lambda put, a: F.cross_entropy(a, put(np.array([0, 3, -100]))), [X34]),
     "embedding": (lambda put, w: F.embedding(put(np.array([[1, 3, 1], [0, 2, 4]])), w), [rng.normal(size=(5, 3))]),

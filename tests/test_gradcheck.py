@@ -117,6 +117,10 @@ CASES = {
     + [("var-population", lambda x: F.var(x, axis=-1, correction=0), [t64((3, 4))])],
     "logsumexp": reduction_cases(lambda x, axis, keepdims: F.logsumexp(x, axis=axis, keepdims=keepdims)),
     "softmax": [(f"softmax-{a}", lambda x, a=a: F.softmax(x, axis=a), [t64((2, 3, 4))]) for a in (0, 1, -1)],
+    "attentionsoftmax": [
+        ("attention_softmax-causal", lambda x: F.attention_softmax(x, np.triu(np.ones((4, 4), bool), 1), scale=0.5), [t64((2, 3, 4, 4))]),
+        ("attention_softmax-plain", lambda x: F.attention_softmax(x, scale=2.0), [t64((3, 5))]),
+    ],
     "logsoftmax": [(f"log_softmax-{a}", lambda x, a=a: F.log_softmax(x, axis=a), [t64((2, 3, 4))]) for a in (0, 1, -1)],
     "crossentropy": cross_entropy_cases(),
     "embedding": [("embedding", lambda w: F.embedding(np.array([[1, 3, 1], [0, 1, 4]]), w), [t64((5, 3))])],

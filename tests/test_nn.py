@@ -228,3 +228,23 @@ def test_padding_rows_never_produce_nan():
 
 def test_layer_norm_takes_a_tuple_shape():
     assert nn.LayerNorm((3, 4))(ml.Tensor(np.ones((2, 3, 4)))).shape == (2, 3, 4)
+
+
+def test_attention_softmax_equals_its_composition():
+    """The fused op computes softmax(scale · x) with masked positions at -inf (Eq. N6)."""
+    x = t64((2, 3, 5, 5), seed=4)
+    mask = np.triu(np.ones((5, 5), bool), 1)
+    fused = F.attention_softmax(x, mask, scale=0.3)
+    composed = F.softmax(F.masked_fill(x * 0.3, mask, float("-inf")), dim=-1)
+    np.testing.assert_allclose(fused.data, composed.data, rtol=1e-13, atol=1e-15)
+    g = np.random.default_rng(0).normal(size=x.shape)
+    fused.backward(g)
+    fused_grad, x.grad = x.grad, None
+    composed.backward(g)
+    np.testing.assert_allclose(fused_grad, x.grad, rtol=1e-12, atol=1e-14)
+    assert (fused.data[..., mask] == 0).all()
+
+
+def test_attention_softmax_wants_a_boolean_mask():
+    with pytest.raises(TypeError, match="mask must be boolean"):
+        F.attention_softmax(t64((4, 4)), np.triu(np.ones((4, 4)), 1))

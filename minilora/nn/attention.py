@@ -43,7 +43,7 @@ class CausalSelfAttention(Module):
         q = self._heads(self.q_proj(x), B, T)  # (B, nh, T, hs)
         k = self._heads(self.k_proj(x), B, T)  # (B, nh, T, hs)
         v = self._heads(self.v_proj(x), B, T)  # (B, nh, T, hs)
-        scores = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(C // self.n_head))  # (B, nh, T, T)
+        scores = q @ k.transpose(-2, -1)  # (B, nh, T, T)
         hidden = self.future[:T, :T]
         if key_padding_mask is not None:
             # Padding keys are hidden too, except from themselves: a position may always
@@ -51,7 +51,7 @@ class CausalSelfAttention(Module):
             xp = backend.get_array_module(hidden)
             padding = key_padding_mask[:, None, None, :] & ~xp.eye(T, dtype=bool)  # (B, 1, T, T)
             hidden = hidden | padding
-        att = ops.softmax(ops.masked_fill(scores, hidden, float("-inf")), axis=-1)
+        att = ops.attention_softmax(scores, hidden, scale=1.0 / math.sqrt(C // self.n_head))
         att = self.attn_dropout(att)
         y = (att @ v).transpose(1, 2).reshape(B, T, C)  # (B, T, nh, hs) -> (B, T, C)
         return self.o_proj(y)

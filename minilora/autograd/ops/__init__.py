@@ -8,7 +8,15 @@ functions under the names PyTorch uses.
 from minilora.autograd.ops.arithmetic import add, div, matmul, mul, neg, pow, sub
 from minilora.autograd.ops.layers import linear, rnn_tanh
 from minilora.autograd.ops.linalg import matrix_exp, solve
-from minilora.autograd.ops.nn import cross_entropy, dropout, embedding, layer_norm, log_softmax, softmax
+from minilora.autograd.ops.nn import (
+    attention_softmax,
+    cross_entropy,
+    dropout,
+    embedding,
+    layer_norm,
+    log_softmax,
+    softmax,
+)
 from minilora.autograd.ops.pointwise import clamp, exp, gelu, log, masked_fill, relu, sigmoid, sqrt, tanh, where
 from minilora.autograd.ops.reductions import argmax, logsumexp, max, mean, sum, var
 from minilora.autograd.ops.shape import (
@@ -31,7 +39,7 @@ __all__ = [
     "reshape", "permute", "transpose", "getitem", "unsqueeze", "squeeze",
     "concat", "cat", "stack", "split", "astype",
     "exp", "log", "sqrt", "tanh", "sigmoid", "relu", "gelu", "clamp", "where", "masked_fill",
-    "softmax", "log_softmax", "cross_entropy", "embedding", "layer_norm", "dropout",
+    "softmax", "log_softmax", "attention_softmax", "cross_entropy", "embedding", "layer_norm", "dropout",
     "linear", "rnn_tanh",
     "solve", "matrix_exp",
 ]  # fmt: skip

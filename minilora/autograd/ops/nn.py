@@ -1,10 +1,10 @@
 """The fused ops neural networks are made of: softmax, log_softmax, cross_entropy,
-embedding, layer_norm and dropout.
+embedding, layer_norm, dropout, and attention's scaled, masked softmax.
 
 "Fused" means one node with a hand-derived backward instead of a chain of
 small ops. That is both faster and more stable: cross_entropy never forms
 log(softmax(x)) and its gradient is simply softmax - onehot
-(docs/autograd.md, Eq. N1-N5).
+(docs/autograd.md, Eq. N1-N6).
 """
 
 from minilora import backend
@@ -34,6 +34,36 @@ class Softmax(Function):
     def backward(self, grad):
         (y,) = self.saved
         return y * (grad - (grad * y).sum(axis=self.axis, keepdims=True))
+
+
+class AttentionSoftmax(Function):
+    """Attention's weights in one node: softmax over the last axis of ``scale · x``,
+    with the positions where ``mask`` is True set to -inf first (Eq. N6).
+
+    Composed, the scale, the mask and the softmax are three nodes and three
+    (B, nh, T, T) temporaries forward and back; fused, the forward works in
+    one buffer and the backward is Eq. N1 times the scale: the masked
+    positions have y = 0, so they receive no gradient.
+    """
+
+    def forward(self, x, mask=None, scale=1.0):
+        xp = backend.get_array_module(x)
+        y = x * scale
+        if mask is not None:
+            xp.copyto(y, float("-inf"), where=mask)
+        y -= y.max(axis=-1, keepdims=True)
+        xp.exp(y, out=y)
+        y /= y.sum(axis=-1, keepdims=True)
+        self.scale = scale
+        self.save_for_backward(y)
+        return y
+
+    def backward(self, grad):
+        (y,) = self.saved
+        dx = grad * y
+        dx -= y * dx.sum(axis=-1, keepdims=True)  # y ⊙ (g - Σ g⊙y), Eq. N1
+        dx *= self.scale
+        return dx, None
 
 
 class LogSoftmax(Function):
@@ -189,6 +219,16 @@ class Dropout(Function):
 def softmax(x, axis=-1, **torch_names):
     axis, _ = reduce_args(axis, False, **torch_names)
     return Softmax.apply(x, axis=axis)
+
+
+def attention_softmax(scores, mask=None, scale=1.0):
+    """softmax(scale · scores) over the last axis, with True positions of ``mask``
+    (broadcast against ``scores``) hidden; the fused form of attention's weights."""
+    if mask is not None:
+        mask = mask.data if isinstance(mask, Tensor) else backend.asarray(mask)
+        if mask.dtype != bool:
+            raise TypeError(f"attention_softmax: mask must be boolean (True = hidden), got dtype {mask.dtype}")
+    return AttentionSoftmax.apply(scores, mask, scale=float(scale))
 
 
 def log_softmax(x, axis=-1, **torch_names):

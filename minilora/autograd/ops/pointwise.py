@@ -99,15 +99,34 @@ class GELU(Function):
     d/dx = ½(1 + tanh u) + ½x(1 - tanh²u)·√(2/π)(1 + 3·0.044715x²).
     """
 
+    # The MLP's (B, T, 4C) activation is the largest array of a step, so both
+    # passes work in place on one or two buffers: each `*=` is a pass over memory
+    # that the plain expression would spend on a new temporary as well.
     def forward(self, x):
-        t = backend.get_array_module(x).tanh(_GELU_C * (x + 0.044715 * x * x * x))
+        u = x * x
+        u *= 0.044715 * _GELU_C
+        u += _GELU_C
+        u *= x  # u = √(2/π)(x + 0.044715x³)
+        xp = backend.get_array_module(x)
+        t = xp.tanh(u, out=u) if u.ndim else xp.tanh(u)  # a 0-d product is a scalar: no buffer
         self.save_for_backward(x, t)
-        return 0.5 * x * (1.0 + t)
+        y = t + 1.0
+        y *= x
+        y *= 0.5
+        return y
 
     def backward(self, grad):
         x, t = self.saved
-        du_dx = _GELU_C * (1.0 + 3.0 * 0.044715 * x * x)
-        return grad * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * du_dx)
+        d = x * x
+        d *= 3.0 * 0.044715 * _GELU_C
+        d += _GELU_C
+        d *= x  # x·du/dx
+        d *= 1.0 - t * t
+        d += t
+        d += 1.0
+        d *= 0.5  # ½(1 + tanh u) + ½x(1 - tanh²u)·du/dx
+        d *= grad
+        return d
 
 
 class Clamp(Function):
