@@ -150,6 +150,26 @@ def to_numpy(a):
     return numpy.asarray(a)
 
 
+def device_name(device):
+    """A readable name for ``device``: the GPU's model for "gpu", else the name itself."""
+    if DEVICES.get(device) != "cupy":
+        return device
+    import cupy
+
+    name = cupy.cuda.runtime.getDeviceProperties(cupy.cuda.Device().id)["name"]
+    return name.decode() if isinstance(name, bytes) else str(name)
+
+
+def gpu_available():
+    """True where CuPy is installed and sees at least one GPU."""
+    try:
+        import cupy
+
+        return cupy.cuda.runtime.getDeviceCount() > 0
+    except Exception:  # no cupy, no driver or no device: no GPU to use
+        return False
+
+
 def synchronize(a=None):
     """Wait for the device to finish its queued work (a no-op on the CPU): GPU
     kernels run asynchronously, so a timer must sync before it reads the clock."""
@@ -283,6 +303,8 @@ def _wrap(obj):
     """numpy results back behind the wall: scalars from reductions become 0-d arrays."""
     if isinstance(obj, (numpy.ndarray, numpy.generic)):
         return FakeDeviceArray(numpy.asarray(obj))
+    if isinstance(obj, tuple) and hasattr(obj, "_fields"):  # numpy.linalg's SVDResult, QRResult
+        return type(obj)(*(_wrap(x) for x in obj))
     if isinstance(obj, (list, tuple)):
         return type(obj)(_wrap(x) for x in obj)
     return obj

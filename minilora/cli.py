@@ -149,6 +149,15 @@ def bench(args):
     sizes = ("quick",) if args.quick else ("small", "medium")
     result = run_bench(sizes, warmup=1 if args.quick else args.warmup, repeats=2 if args.quick else args.repeats, log=lambda *_: None)
     print("\n" + markdown_table(result))
+    if args.gpu:
+        if not backend.gpu_available():
+            raise ValueError("--gpu needs CuPy and an NVIDIA GPU, and none is visible here (pip install 'minilora[gpu]')")
+        from minilora.experiments.bench import gpu_markdown_table, run_gpu_bench
+
+        result["gpu"] = run_gpu_bench(warmup=args.warmup, repeats=args.repeats, log=lambda *_: None)
+        print("\n" + gpu_markdown_table(result["gpu"]))
+    else:
+        print("\nGPU column skipped: pass --gpu on a machine with CuPy and an NVIDIA GPU.")
     path = save(result, pathlib.Path(args.out) / "bench.json")
     print(f"\nBLAS peak {result['blas_peak_gflops']:.1f} GFLOP/s; results in {path}")
     return 0
@@ -176,6 +185,7 @@ def build_parser():
     p.add_argument("--warmup", type=int, default=3, help="untimed rounds first (default: 3)")
     p.add_argument("--repeats", type=int, default=10, help="timed rounds per case (default: 10)")
     p.add_argument("--out", default="minilora-bench", help="directory for bench.json (default: ./minilora-bench)")
+    p.add_argument("--gpu", action="store_true", help="also time training on the GPU, widths 256 and 512 (needs CuPy)")
     p = commands.add_parser("sample", help="generate text from a checkpoint")
     p.add_argument("--ckpt", required=True, help="checkpoint directory written by `train`")
     p.add_argument("--prompt", default="\n", help="text to start from (default: a newline)")

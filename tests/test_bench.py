@@ -45,3 +45,24 @@ def test_bench_command_writes_json(tmp_path):
     assert out.returncode == 0, out.stderr
     assert "| quick | full |" in out.stdout
     assert json.loads((tmp_path / "bench.json").read_text())["blas_peak_gflops"] > 0
+
+
+def test_gpu_column_runs_its_device_path_on_the_fake_device():
+    """The GPU column's code (move, step, synchronize) checked on every commit:
+    the fake device refuses everything CuPy would."""
+    gpu = bench.run_gpu_bench(widths=(16, 32), device="fake", base_size="quick", warmup=1, repeats=2, log=lambda *_: None)
+    assert gpu["device"] == "fake" and [r["width"] for r in gpu["rows"]] == [16, 32]
+    for r in gpu["rows"]:
+        assert r["cpu_tokens_per_s"] > 0 and r["device_tokens_per_s"] > 0
+        assert r["speedup"] == pytest.approx(r["device_tokens_per_s"] / r["cpu_tokens_per_s"])
+    table = bench.gpu_markdown_table(gpu)
+    assert "| 16 |" in table and "fake tokens/s" in table
+
+
+def test_bench_gpu_flag_without_a_gpu_says_so(tmp_path):
+    from minilora import backend
+
+    if backend.gpu_available():
+        pytest.skip("a GPU is present here")
+    out = subprocess.run([sys.executable, "-m", "minilora", "bench", "--quick", "--gpu", "--out", str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 1 and "--gpu needs CuPy and an NVIDIA GPU" in out.stderr

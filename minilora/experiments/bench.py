@@ -231,6 +231,52 @@ def markdown_table(result):
     return "\n".join(lines)
 
 
+# ----------------------------------------------------------------------------
+# The GPU column: training throughput on the CPU and on a device, same model.
+
+GPU_WIDTHS = (256, 512)
+
+
+def tokens_per_second(size, device, warmup=3, repeats=10):
+    """Training tokens per second of the GPT ``size`` on ``device`` ("cpu", "gpu", "fake").
+
+    The model is built on the host from the usual seed and moved. GPU kernels
+    run asynchronously, so each timed step ends with a synchronize: without
+    it the clock would stop when the kernels are queued, not when they finish.
+    """
+    model = _gpt(size).to(device)
+    x = backend.to_device(backend.randint(0, VOCAB, (size["batch_size"], size["block_size"])), device)
+    train = _train_step(model, x)
+    probe = next(iter(model.parameters())).data
+
+    def step():
+        train()
+        backend.synchronize(probe)
+
+    seconds = interleaved({"step": step}, warmup, repeats)["step"]
+    return size["batch_size"] * size["block_size"] / statistics.median(seconds)
+
+
+def run_gpu_bench(widths=GPU_WIDTHS, device="gpu", base_size="medium", warmup=3, repeats=10, log=print):
+    """Tokens/s at each width on the CPU and on ``device``: the benchmark's GPU column."""
+    rows = []
+    for width in widths:
+        size = dict(SIZES[base_size], n_embd=width)
+        row = {"width": width, "cpu_tokens_per_s": tokens_per_second(size, "cpu", warmup, repeats)}
+        row["device_tokens_per_s"] = tokens_per_second(size, device, warmup, repeats)
+        row["speedup"] = row["device_tokens_per_s"] / row["cpu_tokens_per_s"]
+        rows.append(row)
+        log(f"width {width}: CPU {row['cpu_tokens_per_s']:.0f} tokens/s, {device} {row['device_tokens_per_s']:.0f} tokens/s")
+    return {"device": backend.device_name(device), "base_size": base_size, "rows": rows}
+
+
+def gpu_markdown_table(gpu):
+    lines = [f"| width | CPU tokens/s | {gpu['device']} tokens/s | speed-up |", "|---:|---:|---:|---:|"]
+    for r in gpu["rows"]:
+        lines.append(f"| {r['width']} | {r['cpu_tokens_per_s']:.0f} | {r['device_tokens_per_s']:.0f} | {r['speedup']:.1f}× |")
+    return "\n".join(lines)
+
+
 def save(result, path):
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
