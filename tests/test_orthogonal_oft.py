@@ -112,16 +112,24 @@ def test_the_rotation_keeps_every_angle_between_neurons_and_their_energy():
     assert np.abs(neuron_cosines(R_out @ w0) - neuron_cosines(w0)).max() > 0.05
 
 
-def test_lora_changes_the_hyperspherical_energy_oft_does_not():
+def test_at_the_same_size_of_update_lora_changes_the_energy_and_oft_does_not():
     model = gpt()
     w0 = model.blocks[0].attn.q_proj.weight.data.copy()
+    oft = OFTLinear(nn.Linear(8, 8).double(), block_size=4)
+    oft.base.weight.data = w0.copy()
+    oft.oft_S.data = RNG.normal(size=oft.oft_S.shape) * 0.3
+    rotated = oft.merged_weight()
+    size = np.linalg.norm(rotated - w0)
+    assert size > 0.2 * np.linalg.norm(w0)  # a large change of the weight
     apply_lora(model, LoraConfig(r=2, target_modules=["q_proj"]))
     lora = model.blocks[0].attn.q_proj
-    lora.lora_B.data = RNG.normal(size=lora.lora_B.shape) * 0.3
-    merged = w0 + lora.delta_weights()["weight"]
-    change = abs(hyperspherical_energy(merged) / hyperspherical_energy(w0) - 1.0)
-    assert change > 1e-3  # a small update already moves the energy
-    assert np.abs(neuron_cosines(merged) - neuron_cosines(w0)).max() > 0.01
+    lora.lora_B.data = RNG.normal(size=lora.lora_B.shape)
+    delta = lora.delta_weights()["weight"]
+    adapted = w0 + delta * (size / np.linalg.norm(delta))  # LoRA's update, scaled to the same Frobenius size
+    energy = hyperspherical_energy(w0)
+    assert abs(hyperspherical_energy(rotated) / energy - 1.0) < 1e-12
+    assert abs(hyperspherical_energy(adapted) / energy - 1.0) > 1e-3
+    assert np.abs(neuron_cosines(adapted) - neuron_cosines(w0)).max() > 0.1
 
 
 def test_hyperspherical_energy_is_the_sum_over_ordered_pairs():

@@ -116,7 +116,7 @@ def project_tangent(W, G):
 
     With sym(M) = (M + Mᵀ)/2. This is the Riemannian gradient for the metric
     the matrices inherit from the Frobenius inner product (Absil, Mahony &
-    Sepulchre, 2008, Eq. 3.35). A step along it followed by ``retract_qr`` is
+    Sepulchre, 2008, ch. 3). A step along it followed by ``retract_qr`` is
     Riemannian gradient descent; its fixed points are exactly the constrained
     optima, which a raw gradient step followed by QR does not guarantee.
     """
