@@ -163,6 +163,18 @@ def bench(args):
     return 0
 
 
+def compare(args):
+    """Seed 003's comparison: LoRA, its relatives, compression, pruning and distillation, in one table."""
+    from minilora.experiments.compare import CompareConfig, run_compare
+
+    config = CompareConfig.quick_run(args.seed, args.out) if args.quick else CompareConfig(seed=args.seed, out=args.out)
+    started = time.perf_counter()
+    print(f"minilora {ml.__version__}: comparing adaptation and compression methods (seed {args.seed}{', quick' if args.quick else ''})")
+    run_compare(config, progress=sys.stderr.isatty())
+    print(f"\nTotal time {time.perf_counter() - started:.0f} s. docs/compare.md explains the methods and reads the table.")
+    return 0
+
+
 def _indent(array, n):
     return "\n".join(" " * n + line for line in str(backend.to_numpy(array).round(4)).splitlines())
 
@@ -186,6 +198,10 @@ def build_parser():
     p.add_argument("--repeats", type=int, default=10, help="timed rounds per case (default: 10)")
     p.add_argument("--out", default="minilora-bench", help="directory for bench.json (default: ./minilora-bench)")
     p.add_argument("--gpu", action="store_true", help="also time training on the GPU, widths 256 and 512 (needs CuPy)")
+    p = commands.add_parser("compare", help="LoRA against SVD, OFT, compression, pruning and distillation on two tasks")
+    p.add_argument("--quick", action="store_true", help="tiny sizes, a few seconds (for tests)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--out", default="minilora-compare", help="directory for compare.json and the plots (default: ./minilora-compare)")
     p = commands.add_parser("sample", help="generate text from a checkpoint")
     p.add_argument("--ckpt", required=True, help="checkpoint directory written by `train`")
     p.add_argument("--prompt", default="\n", help="text to start from (default: a newline)")
@@ -260,7 +276,7 @@ def _field_help(name):
     return name
 
 
-COMMANDS = {None: demo, "demo": demo, "tour": tour, "train": train, "sample": sample, "eval": evaluate, "bench": bench}
+COMMANDS = {None: demo, "demo": demo, "tour": tour, "train": train, "sample": sample, "eval": evaluate, "bench": bench, "compare": compare}
 
 
 def main(argv=None):

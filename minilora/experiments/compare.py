@@ -1,0 +1,262 @@
+"""``python -m minilora compare``: seed 003's comparison of LoRA with its relatives and with making a model small.
+
+Seed 003 (``seeds/003_d2bdf0114b04fa6b.txt``, §9.6) claims, without a
+number, that distillation shrinks a model best but may cost accuracy, and
+that pruning shrinks it well but may cost a lot. This runs the comparison on
+two tasks (minilora/experiments/compare_tasks.py) and prints one table:
+
+* adaptation methods, from the same pretrained model, counted by their
+  **trainable** parameters: full fine-tuning, the output layer alone, LoRA,
+  SVDLinear (singular-value shifts δ) and OFT, the last three at one matched
+  budget (Eq. 7 in docs/compare.md);
+* ways to make the fully fine-tuned model small, counted by the parameters
+  they **store**: truncated-SVD compression, magnitude pruning to the same
+  stored count (each also retrained for the same steps, masks held), and
+  knowledge distillation into a narrower student of about that size, next to
+  the same student trained without a teacher.
+
+Then the accuracy-under-attack experiment of minilora/adversarial.py (seed
+004), whose plot is saved beside the table. docs/compare.md shows a run and reads it.
+"""
+
+import dataclasses
+import json
+import os
+import pathlib
+import platform
+import time
+
+from minilora import adversarial, backend
+from minilora.distill import distill
+from minilora.experiments import compare_plots
+from minilora.experiments.compare_tasks import DomainShiftTask, SentimentConfig, SentimentTask, train_config
+from minilora.experiments.lora_demo import DemoConfig, _add_recovery
+from minilora.lora import LoraConfig, apply_lora, count_parameters
+from minilora.lowrank import apply_svd_finetuning, compress_model, linear_targets
+from minilora.nn import freeze, unfreeze
+from minilora.orthogonal import OFTConfig, apply_oft, oft_layers
+from minilora.prune import count_nonzero, magnitude_prune
+from minilora.train import TrainConfig
+
+LORA_TARGETS = ["q_proj", "k_proj", "v_proj"]  # r = 1: 2C numbers per C×C layer, 3 layers: 6C per block
+OFT_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj"]  # b = 4: C/4 blocks of 6 free angles, 4 layers: 6C per block
+OFT_BLOCK = 4
+
+METHODS = [
+    "no adaptation", "full fine-tuning", "output layer only",
+    "LoRA r=1 (q, k, v)", "LoRA r=1 (q, k, v, tok_emb)", "SVDLinear δ (all linear)", f"OFT b={OFT_BLOCK} (q, k, v, o)",
+    "truncated SVD, then fine-tuning", "magnitude pruning, then fine-tuning",
+    "distillation into a student", "the student alone",
+]  # fmt: skip
+
+
+@dataclasses.dataclass
+class CompareConfig:
+    seed: int = 0  # seeds the corpora, every model and every batch
+    out: str = "minilora-compare"  # where compare.json and the plots go
+    domain: DemoConfig = None  # the domain-shift task's sizes and steps (default: DemoConfig's, smaller)
+    sentiment: SentimentConfig = None  # the sentiment task's sizes and steps
+    compress_divisor: int = 4  # truncated SVD keeps rank n_embd / compress_divisor in every block's Linear layers
+    temperature: float = 2.0  # distillation temperature T (Eq. 3 in docs/compare.md)
+    alpha: float = 0.5  # weight of the soft-target term
+    robustness: dict = None  # keyword arguments for adversarial.run_robustness_experiment (None: its defaults)
+    quick: bool = False  # tiny sizes, for tests
+
+    def __post_init__(self):
+        if self.domain is None:
+            self.domain = DemoConfig(n_layer=2, block_size=32, batch_size=16, pretrain_iters=400, adapt_iters=200)
+        if self.sentiment is None:
+            self.sentiment = SentimentConfig()
+        self.domain = dataclasses.replace(self.domain, seed=self.seed, out=self.out)
+        self.sentiment = dataclasses.replace(self.sentiment, seed=self.seed)
+        if self.robustness is None:
+            self.robustness = {}
+        self.robustness = {"seeds": tuple(self.seed + i for i in range(3)), **self.robustness}
+
+    @classmethod
+    def quick_run(cls, seed=0, out="minilora-compare"):
+        """A run of a few seconds: the same steps, tiny models, few iterations."""
+        tiny = TrainConfig(max_iters=12, batch_size=16, lr=3e-3, min_lr=3e-4, warmup_iters=2, eval_interval=12, eval_iters=1)
+        robustness = dict(seeds=(seed,), eps_values=(0.0, 0.5), pgd_steps=2, n_eval=40, eps_warmup=0,
+                          model_config=dict(encoder="transformer", n_layer=1, n_head=2, n_embd=8), train_config=tiny)  # fmt: skip
+        domain = DemoConfig.quick(n_layer=1, n_embd=16, pretrain_iters=20, adapt_iters=10)
+        return cls(seed, out, domain, SentimentConfig.quick(), robustness=robustness, quick=True)
+
+
+# ----------------------------------------------------------------------------
+# The adapters, at one budget
+
+
+def _lora(targets):
+    return lambda model, keep: apply_lora(model, LoraConfig(r=1, lora_alpha=2, target_modules=targets, modules_to_save=list(keep)))
+
+
+def _svd(model, keep):
+    apply_svd_finetuning(model, "all-linear")  # every Linear but the output layer: δ has min(in, out) = C numbers each
+    unfreeze(model, [f"{name}.*" for name in keep])
+    return model
+
+
+def _oft(model, keep):
+    return apply_oft(model, OFTConfig(target_modules=OFT_TARGETS, block_size=OFT_BLOCK, modules_to_save=list(keep)))
+
+
+ADAPTERS = dict(zip(METHODS[3:7], (_lora(LORA_TARGETS), _lora(LORA_TARGETS + ["tok_emb"]), _svd, _oft)))
+
+
+def free_parameters(model):
+    """Trainable numbers that can change the model: an OFT block's b² entries hold only b(b-1)/2 free angles (its skew part)."""
+    trainable = count_parameters(model)[1]
+    for _, layer in oft_layers(model):
+        b = layer.block_size
+        trainable -= layer.r * (b * b - b * (b - 1) // 2)
+    return trainable
+
+
+# ----------------------------------------------------------------------------
+# One task, every method
+
+
+def _timed(work):
+    started = time.perf_counter()
+    result = work()
+    return result, time.perf_counter() - started
+
+
+def run_task(task, config, log=print):
+    """Pretrain, then run every method of METHODS on ``task``; returns a dict with one row per method."""
+    c, iters = task.config, task.config.adapt_iters
+    log(f"\n{task.name}: pretraining ({c.pretrain_iters} steps)")
+    pretrain_seconds = task.pretrain(task.progress)
+    full_size = task.pretrained().num_parameters()
+    rows = []
+
+    def add(method, counted, params, model, seconds, detail="", free=None):
+        metrics = task.evaluate(model)
+        rows.append(dict(method=method, counted=counted, params=params, free=params if free is None else free,
+                         percent=100.0 * params / full_size, seconds=seconds, detail=detail, **metrics))  # fmt: skip
+        log(f"  {method:32s} {counted or '':9s} {params:>8,}  {task.metric} {metrics[task.metric]:.4f}  {seconds:6.1f} s")
+
+    def adapt(method, setup, lr, detail=""):
+        model = task.pretrained()
+        _, seconds = _timed(lambda: (setup(model), task.trainer(model, iters, lr).fit()))
+        add(method, "trainable", count_parameters(model)[1], model, seconds, detail, free_parameters(model))
+        return model
+
+    add("no adaptation", "", 0, task.pretrained(), 0.0)
+    teacher = adapt("full fine-tuning", lambda m: m, c.full_lr)
+
+    def output_only(model):
+        freeze(model)
+        unfreeze(model, f"{task.output_layer}.*")
+
+    adapt("output layer only", output_only, c.lora_lr, task.output_layer)
+    keep = task.modules_to_save
+    for method, setup in ADAPTERS.items():
+        adapt(method, lambda m, setup=setup: setup(m, keep), c.lora_lr, "+ " + ", ".join(keep) if keep else "")
+
+    # Smaller models. Compress the pretrained model by truncated SVD, or prune it to the same stored count,
+    # then fine-tune what is left for the same steps (masks held): seed 003's "decompose, then fine-tune".
+    rank = max(1, c.n_embd // config.compress_divisor)
+    model = task.pretrained()
+    (report, _), seconds = _timed(lambda: (compress_model(model, rank=rank), task.trainer(model, iters, c.full_lr).fit()))
+    stored = report.model_params_after
+    add(METHODS[7], "stored", stored, model, seconds, f"rank {rank}")
+    model = task.pretrained()
+    removed = report.model_params_before - report.model_params_after
+    n_keep = sum(model.get_submodule(n).weight.size for n in linear_targets(model, "all-linear")) - removed
+    _, seconds = _timed(lambda: (magnitude_prune(model, n_keep=n_keep, scope="global"), task.trainer(model, iters, c.full_lr).fit()))
+    add(METHODS[8], "stored", count_nonzero(model), model, seconds, f"{n_keep:,} of the linear weights kept")
+
+    # A narrower student of about the compressed size, with and without the teacher.
+    widths = range(c.n_head, c.n_embd, c.n_head)  # every width the heads divide, narrower than the teacher
+    width = min(widths, key=lambda w: abs(task.parameter_count(w) - stored))
+    for method in METHODS[9:]:
+        backend.manual_seed(task.seed)
+        student = task.new_model(width)
+        if method.startswith("distillation"):
+            schedule = train_config(iters, c.pretrain_lr, task.batch_size, task.block_size, task.seed)
+            backend.manual_seed(task.seed)
+            work = lambda: distill(teacher, student, task.train_batch, schedule, None, config.temperature, config.alpha, lambda *_: None, task.progress)  # noqa: E731
+        else:
+            work = lambda: task.trainer(student, iters, c.pretrain_lr).fit()  # noqa: E731
+        _, seconds = _timed(work)
+        add(method, "stored", student.num_parameters(), student, seconds, f"width {width}")
+    if task.metric == "loss_b":
+        _add_recovery(rows)
+    return dict(task=task.name, metric=task.metric, higher_is_better=task.higher_is_better, full_size=full_size,
+                pretrain_seconds=pretrain_seconds, pretrain_loss=task.pretrain_loss, rows=rows)  # fmt: skip
+
+
+# ----------------------------------------------------------------------------
+# The table
+
+
+def _params_cell(row):
+    if row["counted"] == "":
+        return "–"
+    free = f", {row['free']:,} free" if row["free"] != row["params"] else ""
+    return f"{row['params']:,} ({row['percent']:.1f}%{free})"
+
+
+def markdown_table(results):
+    """One row per method; for each task its parameter count, metric and wall time."""
+    domain, sentiment = results["domain shift"], results["sentiment"]
+    lines = [
+        "| method | counts | domain shift: params | val loss B | recovered | s | sentiment: params | val accuracy | s |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for d, s in zip(domain["rows"], sentiment["rows"]):
+        lines.append(
+            f"| {d['method']} | {d['counted'] or '–'} | {_params_cell(d)} | {d['loss_b']:.4f} | {d['recovery']:.0%} | {d['seconds']:.1f} "
+            f"| {_params_cell(s)} | {s['accuracy']:.1%} | {s['seconds']:.1f} |"
+        )
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------
+# Everything
+
+
+def machine():
+    """Where the numbers were measured."""
+    return dict(platform=platform.platform(), python=platform.python_version(), cpus=os.cpu_count(), backend=backend.current(),
+                load_average=list(os.getloadavg()) if hasattr(os, "getloadavg") else None)  # fmt: skip
+
+
+def run_compare(config, log=print, progress=True):
+    """Both tasks, the table, the robustness experiment, the JSON and the plots; returns the results dict."""
+    out = pathlib.Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    tasks = {"domain shift": DomainShiftTask(config.domain, progress), "sentiment": SentimentTask(config.sentiment, progress)}
+    results = {name: run_task(task, config, log) for name, task in tasks.items()}
+    table = markdown_table(results)
+    log("\n" + table)
+
+    log(f"\nAccuracy under attack (minilora/adversarial.py), seeds {list(config.robustness['seeds'])}")
+    robustness = adversarial.run_robustness_experiment(**config.robustness, log=lambda line: log("  " + line))
+    log("\n" + adversarial.robustness_table(robustness))
+
+    plots = [compare_plots.methods_chart(out / "compare_methods.png", results),
+             adversarial.plot_robustness(robustness, out / "compare_robustness.png")]  # fmt: skip
+    result = dict(seed=config.seed, quick=config.quick, config=_jsonable(dataclasses.asdict(config)), machine=machine(),
+                  tasks=results, table=table, robustness=robustness, plots=[str(p) for p in plots],
+                  seconds=round(time.perf_counter() - started, 1))  # fmt: skip
+    path = out / "compare.json"
+    path.write_text(json.dumps(_jsonable(result), indent=1, ensure_ascii=False))
+    log("\n" + "\n".join(f"wrote {p}" for p in [path, *plots]))
+    return result
+
+
+def _jsonable(value):
+    """Dataclasses, tuples and numpy scalars as plain JSON values."""
+    if dataclasses.is_dataclass(value):
+        return _jsonable(dataclasses.asdict(value))
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "item") and getattr(value, "ndim", None) == 0:
+        return value.item()
+    return value

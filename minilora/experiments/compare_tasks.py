@@ -1,0 +1,193 @@
+"""The two tasks of ``python -m minilora compare``: each pretrains a model and trains and scores its variants.
+
+* ``DomainShiftTask``: the demo's task (minilora/experiments/lora_demo.py,
+  docs/lora.md §6). A character-level GPT is pretrained on domain A and
+  adapted to domain B; the metric is the validation loss on B (lower is
+  better), and the recovered share of full fine-tuning's gain (Eq. 10 in docs/lora.md).
+* ``SentimentTask``: seed 003's setting, a pretrained language model
+  fine-tuned to classify sentiment. A word-level GPT is pretrained by
+  next-word prediction on the training sentences (no labels), and its
+  embeddings and blocks become the encoder of a TextClassifier with a fresh
+  head; the metric is validation accuracy (higher is better).
+
+Both answer the same questions, so the methods in compare.py are written
+once: ``pretrained()`` (a fresh copy of the pretrained model),
+``new_model(width)`` (an untrained one, for a distillation student),
+``copy(model)``, ``trainer(model, iters, lr)`` and ``evaluate(model)``.
+Every training run reseeds minilora's generator first, so every method sees
+the same batches whatever ran before it.
+"""
+
+import time
+from dataclasses import dataclass
+
+from minilora import backend
+from minilora.data import CharTokenizer, two_domain_corpus
+from minilora.lowrank import mean_loss
+from minilora.models import GPT, ClassifierConfig, GPTConfig, TextClassifier
+from minilora.train import TrainConfig, Trainer
+from minilora.train.classify import accuracy, sentiment_splits
+from minilora.train.lm import encode_corpus, lm_batches
+
+
+def train_config(iters, lr, batch_size, block_size, seed):
+    """The schedule every run uses: warmup to ``lr``, cosine decay to lr/10, no evaluations in between."""
+    return TrainConfig(max_iters=iters, batch_size=batch_size, block_size=block_size, lr=lr, min_lr=lr / 10,
+                       warmup_iters=min(50, iters // 10), eval_interval=max(1, iters), eval_iters=1, seed=seed)  # fmt: skip
+
+
+def _keep_stream(build):
+    """Build a model without moving minilora's random stream (used to count a candidate's parameters)."""
+    state = backend.get_rng_state()
+    try:
+        return build()
+    finally:
+        backend.set_rng_state(state)
+
+
+class _Task:
+    modules_to_save = ()  # modules an adapter trains fully besides itself (a classifier's new head)
+    output_layer = ""  # the layer "output layer only" trains
+
+    def pretrain(self, progress=True):
+        """Train the base model on the pretraining data; returns the seconds it took."""
+        started = time.perf_counter()
+        backend.manual_seed(self.seed)
+        model = self._pretrain_model()
+        backend.manual_seed(self.seed)
+        Trainer(model, self._pretrain_config(), self._pretrain_batch, {}, log=lambda *_: None, progress=progress).fit()
+        self._pretrained = model.state_dict()
+        self.pretrain_loss = self._pretrain_loss(model)
+        return time.perf_counter() - started
+
+    def pretrained(self):
+        """A fresh model holding the pretrained weights (a classifier's head freshly initialised, the same each time)."""
+        backend.manual_seed(self.seed)
+        model = self.new_model()
+        state = {k: v for k, v in self._pretrained.items() if self.keeps_lm_head or not k.startswith("lm_head.")}
+        model.load_state_dict(state, strict=self.keeps_lm_head)  # a classifier lacks lm_head and has a new head
+        return model
+
+    def copy(self, model):
+        """An independent model with ``model``'s weights (both plain, unadapted models)."""
+        twin = _keep_stream(lambda: self.new_model())
+        twin.load_state_dict(model.state_dict())
+        return twin
+
+    def parameter_count(self, width):
+        """Parameters of an untrained model of this width (the random stream is left where it was)."""
+        return _keep_stream(lambda: self.new_model(width)).num_parameters()
+
+    def trainer(self, model, iters, lr, batch=None):
+        """A Trainer on the task's training data (reseeded: every method gets the same batches); call ``fit()``."""
+        backend.manual_seed(self.seed)
+        config = train_config(iters, lr, self.batch_size, self.block_size, self.seed)
+        return Trainer(model, config, batch or self.train_batch, {}, log=lambda *_: None, progress=self.progress)
+
+
+class DomainShiftTask(_Task):
+    """Pretrain a character GPT on domain A, adapt it to domain B (sizes from a lora_demo.DemoConfig)."""
+
+    name = "domain shift"
+    metric = "loss_b"  # validation loss on B, nats per character
+    higher_is_better = False
+    keeps_lm_head = True
+    output_layer = "lm_head"
+
+    def __init__(self, config, progress=True):
+        self.config, self.seed, self.progress = config, config.seed, progress
+        self.batch_size, self.block_size = config.batch_size, config.block_size
+        text_a, text_b = two_domain_corpus(seed=config.seed)
+        self.tokenizer = CharTokenizer.fit(text_a + text_b)  # one vocabulary for both domains, as in the demo
+        _, train_a, val_a = encode_corpus(text_a, self.tokenizer)
+        _, train_b, val_b = encode_corpus(text_b, self.tokenizer)
+        args = (config.block_size, config.batch_size, config.eval_iters, config.seed)
+        self._pretrain_batch, evals_a = lm_batches(train_a, val_a, *args)
+        self.train_batch, evals_b = lm_batches(train_b, val_b, *args)
+        self.val_a, self.val_b = evals_a["val"], evals_b["val"]
+
+    def new_model(self, width=None):
+        c = self.config
+        return GPT(GPTConfig(self.tokenizer.vocab_size, c.block_size, c.n_layer, c.n_head, width or c.n_embd))
+
+    def _pretrain_model(self):
+        return self.new_model()
+
+    def _pretrain_config(self):
+        c = self.config
+        return train_config(c.pretrain_iters, c.pretrain_lr, c.batch_size, c.block_size, c.seed)
+
+    def _pretrain_loss(self, model):
+        return mean_loss(model, self.val_a)
+
+    def evaluate(self, model):
+        return {"loss_b": mean_loss(model, self.val_b)}
+
+
+@dataclass
+class SentimentConfig:
+    seed: int = 0  # seeds the corpus, the models and every batch
+    n_sentences: int = 20_000  # corpus size; 80% train, 20% validation
+    n_layer: int = 1  # Transformer blocks
+    n_head: int = 4  # attention heads
+    n_embd: int = 32  # model width
+    batch_size: int = 64  # sentences per step
+    pretrain_iters: int = 300  # next-word prediction steps on the training sentences
+    adapt_iters: int = 300  # classification steps, for every method
+    pretrain_lr: float = 3e-3  # peak learning rate of pretraining and of models trained from scratch
+    full_lr: float = 3e-3  # peak learning rate of full fine-tuning and of retraining after compression
+    lora_lr: float = 1e-2  # peak learning rate of the adapters
+
+    @classmethod
+    def quick(cls, **overrides):
+        """Tiny sizes and few steps, for tests."""
+        small = dict(n_sentences=1200, n_embd=16, n_head=2, batch_size=32, pretrain_iters=20, adapt_iters=15)
+        return cls(**{**small, **overrides})
+
+
+class SentimentTask(_Task):
+    """Pretrain a word-level GPT on the sentences, then classify them with its encoder and a new head."""
+
+    name = "sentiment"
+    metric = "accuracy"  # validation accuracy
+    higher_is_better = True
+    keeps_lm_head = False  # the classifier has its own head; the language model's is dropped
+    modules_to_save = ("head",)
+    output_layer = "head"
+
+    def __init__(self, config, progress=True):
+        self.config, self.seed, self.progress = config, config.seed, progress
+        self.tokenizer, self.train, self.val = sentiment_splits(n=config.n_sentences, seed=config.seed)
+        self.batch_size, self.block_size = config.batch_size, self.train.x.shape[1]
+        self.train_batch = lambda: self.train.rows(backend.randint(0, len(self.train), (config.batch_size,)))
+
+    def new_model(self, width=None):
+        c = self.config
+        return TextClassifier(ClassifierConfig(self.tokenizer.vocab_size, self.block_size, n_layer=c.n_layer, n_head=c.n_head, n_embd=width or c.n_embd))
+
+    def _pretrain_model(self):
+        # The classifier's encoder, with an lm_head: parameter names match TextClassifier's, so the weights carry over.
+        c = self.config
+        return GPT(GPTConfig(self.tokenizer.vocab_size, self.block_size, c.n_layer, c.n_head, c.n_embd))
+
+    def _pretrain_config(self):
+        c = self.config
+        return train_config(c.pretrain_iters, c.pretrain_lr, c.batch_size, self.block_size, c.seed)
+
+    def _pretrain_batch(self):
+        x, _, mask = self.train.rows(backend.randint(0, len(self.train), (self.batch_size,)))
+        return _next_word_batch(x, mask)
+
+    def _pretrain_loss(self, model):
+        x, _, mask = self.val.rows(slice(0, 500))
+        return mean_loss(model, [_next_word_batch(x, mask)])
+
+    def evaluate(self, model):
+        return {"accuracy": accuracy(model, self.val)}
+
+
+def _next_word_batch(x, mask):
+    """(inputs, targets) for next-word prediction on right-padded sentences; padding targets are ignored (-100)."""
+    xp = backend.get_array_module(x)
+    targets = xp.where(mask[:, 1:], x[:, 1:], -100)  # (B, T-1): the next word, or nothing after the sentence ends
+    return x[:, :-1], targets
