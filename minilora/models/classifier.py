@@ -50,16 +50,33 @@ class TextClassifier(Module):
         self.head = Linear(config.n_embd, config.n_classes)
         init_transformer_weights(self, max(config.n_layer, 1))
 
-    def forward(self, idx, targets=None, mask=None):
+    def embed(self, idx):
+        """The token embeddings (B, T, C) of ``idx``: what ``inputs_embeds`` stands in for."""
+        return self.tok_emb(as_indices(idx))
+
+    def forward(self, idx=None, targets=None, mask=None, inputs_embeds=None):
         """``idx`` (B, T) token ids, right-padded; ``mask`` (B, T) is True on real
-        tokens (None: all real). Returns (logits (B, n_classes), loss or None)."""
-        idx = as_indices(idx)
-        B, T = idx.shape
-        xp = backend.get_array_module(idx)
+        tokens (None: all real). Returns (logits (B, n_classes), loss or None).
+
+        ``inputs_embeds`` (B, T, C) replaces ``self.embed(idx)`` (pass one of the
+        two), as in Hugging Face models: an attack on the embeddings
+        (minilora/adversarial.py) feeds perturbed ones through here.
+        """
+        if (idx is None) == (inputs_embeds is None):
+            raise ValueError("pass exactly one of idx (token ids) and inputs_embeds (B, T, n_embd)")
+        if inputs_embeds is None:
+            x = self.embed(idx)  # (B, T, C)
+            if x.ndim != 3:
+                raise ValueError(f"idx must have shape (B, T), got {tuple(x.shape[:-1])}")
+        else:
+            x = inputs_embeds if isinstance(inputs_embeds, Tensor) else Tensor(inputs_embeds)
+            if x.ndim != 3 or x.shape[2] != self.config.n_embd:
+                raise ValueError(f"inputs_embeds must have shape (B, T, {self.config.n_embd}), got {tuple(x.shape)}")
+        B, T, _ = x.shape
+        xp = backend.get_array_module(x.data)
         if T > self.config.block_size:
             raise ValueError(f"sequence length {T} exceeds block_size {self.config.block_size}")
         mask = xp.ones((B, T), dtype=bool) if mask is None else (mask.data if isinstance(mask, Tensor) else mask)
-        x = self.tok_emb(idx)  # (B, T, C)
         if self.config.encoder == "transformer":
             x = self.drop(x + self.pos_emb(xp.arange(T)))
             for block in self.blocks:
