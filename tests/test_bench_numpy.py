@@ -159,3 +159,10 @@ def test_refuses_dropout_and_missing_biases():
     with pytest.raises(ValueError, match=r"bias=True"):
         NumpyGPT.from_model(GPT(GPTConfig(bench.VOCAB, 16, 1, 2, 32, bias=False)))
     NumpyGPT.from_model(GPT(GPTConfig(bench.VOCAB, 16, 1, 2, 32, dropout=0.0)))  # the benchmark's config is fine
+
+
+def test_refuses_sequences_longer_than_the_context():
+    model, x = quick_gpt()
+    too_long = np.concatenate([x, x], axis=1)  # 2 · block_size positions
+    with pytest.raises(ValueError, match=r"sequence length 32 exceeds block_size 16"):
+        NumpyGPT.from_model(model).forward_backward(too_long, too_long)

@@ -39,14 +39,14 @@ def embedding_backward(dx, idx, tok_w, pos_w):
     """The tables' gradients (Eq. N4): each token row gets the sum of dx over that
     token's positions, each position row the sum over the batch.
 
-    The token sum is written as onehotᵀ dx, with onehot (B·T, vocab): for the
-    benchmark's 65-token vocabulary one matrix product beats a scatter-add
-    (``backend.scatter_add``) several times over.
+    The token sum is the matrix product Oᵀ dx, with O the (B·T, vocab) one-hot
+    matrix of idx: for the benchmark's 65-token vocabulary one product beats a
+    scatter-add (``backend.scatter_add``) several times over.
     """
     xp = backend.get_array_module(dx)
     B, T = idx.shape
-    onehot = xp.arange(tok_w.shape[0])[:, None] == idx.reshape(1, -1)  # (vocab, B·T), bool
-    d_tok = onehot.astype(dx.dtype) @ dx  # (vocab, C)
+    onehot_t = xp.arange(tok_w.shape[0])[:, None] == idx.reshape(1, -1)  # Oᵀ, (vocab, B·T), bool
+    d_tok = onehot_t.astype(dx.dtype) @ dx  # (vocab, C)
     d_pos = xp.zeros_like(pos_w)
     d_pos[:T] = dx.reshape(B, T, -1).sum(axis=0)  # (T, C); rows past T get nothing
     return d_tok, d_pos
@@ -55,11 +55,16 @@ def embedding_backward(dx, idx, tok_w, pos_w):
 def row_sum(x):
     """Σ over the last axis, kept as an axis of length 1: (..., n) -> (..., 1).
 
-    Written as a matrix-vector product with a vector of ones, which BLAS runs
-    several times faster than numpy's reduction along many short rows.
+    einsum's summing loop runs several times faster than ``x.sum(axis=-1)`` on
+    many short rows (and, unlike a product with a vector of ones, never waits
+    on a BLAS thread).
     """
-    ones = backend.get_array_module(x).ones(x.shape[-1], dtype=x.dtype)
-    return (x.reshape(-1, x.shape[-1]) @ ones).reshape(x.shape[:-1] + (1,))
+    return backend.get_array_module(x).einsum("...i->...", x)[..., None]
+
+
+def row_dot(a, b):
+    """Σ over the last axis of a ⊙ b, kept as an axis of length 1, without forming a ⊙ b."""
+    return backend.get_array_module(a).einsum("...i,...i->...", a, b)[..., None]
 
 
 def layer_norm_forward(x, w, b, eps=1e-5):
@@ -67,7 +72,7 @@ def layer_norm_forward(x, w, b, eps=1e-5):
     xp = backend.get_array_module(x)
     inv_n = 1.0 / x.shape[1]
     xhat = x - row_sum(x) * inv_n  # x - μ
-    rstd = 1.0 / xp.sqrt(row_sum(xhat * xhat) * inv_n + eps)  # r, (N, 1)
+    rstd = 1.0 / xp.sqrt(row_dot(xhat, xhat) * inv_n + eps)  # r, (N, 1)
     xhat *= rstd
     y = xhat * w
     y += b
@@ -77,13 +82,13 @@ def layer_norm_forward(x, w, b, eps=1e-5):
 def layer_norm_backward(dy, cache, w):
     """dx = r(ĝ - mean ĝ - x̂ ⊙ mean(ĝ ⊙ x̂)) with ĝ = dy ⊙ w; dw = Σ dy ⊙ x̂, db = Σ dy (Eq. N5)."""
     xhat, rstd = cache
+    xp = backend.get_array_module(dy)
     inv_n = 1.0 / dy.shape[1]
-    dw = (dy * xhat).sum(axis=0)
+    dw = xp.einsum("ij,ij->j", dy, xhat)  # Σ over rows of dy ⊙ x̂
     db = dy.sum(axis=0)
     ghat = dy * w
     dx = ghat - row_sum(ghat) * inv_n
-    ghat *= xhat
-    dx -= xhat * (row_sum(ghat) * inv_n)
+    dx -= xhat * (row_dot(ghat, xhat) * inv_n)
     dx *= rstd
     return dx, dw, db
 
@@ -136,8 +141,10 @@ def gelu_backward(dy, x, t):
 
 
 def split_heads(x, B, T, n_head):
-    """(B·T, C) rows -> (B, nh, T, hs): a view, each head a strided slice."""
-    return x.reshape(B, T, n_head, -1).transpose(0, 2, 1, 3)  # (B, nh, T, hs)
+    """(B·T, C) rows -> (B, nh, T, hs), copied so that each head's (T, hs) matrix is
+    packed: BLAS multiplies packed matrices much faster than strided views."""
+    xp = backend.get_array_module(x)
+    return xp.ascontiguousarray(x.reshape(B, T, n_head, -1).transpose(0, 2, 1, 3))  # (B, nh, T, hs)
 
 
 def merge_heads(x):
@@ -149,13 +156,14 @@ def merge_heads(x):
 def attention_forward(q, k, v, B, T, n_head, mask):
     """Causal softmax attention of every head at once, from (B·T, C) projections.
 
-    A = softmax(Q Kᵀ/√hs + M), out = A V per batch row and head (nn/attention.py;
+    A = softmax((Q/√hs) Kᵀ + M), out = A V per batch row and head (nn/attention.py;
     the softmax is Eq. N1's forward, shifted by each row's max so exp cannot overflow).
+    Scaling Q rather than the scores touches hs numbers per position instead of T.
     """
     xp = backend.get_array_module(q)
     q, k, v = (split_heads(a, B, T, n_head) for a in (q, k, v))  # each (B, nh, T, hs)
+    q *= 1.0 / math.sqrt(q.shape[-1])
     att = q @ k.transpose(0, 1, 3, 2)  # (B, nh, T, T)
-    att *= 1.0 / math.sqrt(q.shape[-1])
     att += mask[:T, :T]  # -inf above the diagonal: no position sees its future
     att -= att.max(axis=-1, keepdims=True)
     xp.exp(att, out=att)
@@ -167,17 +175,19 @@ def attention_backward(dy, cache):
     """dQ, dK, dV as (B·T, C) rows, from the gradient of the merged heads.
 
     dA = dOut Vᵀ and dV = Aᵀ dOut (Eq. M2); through the softmax
-    dS = A ⊙ (dA - Σ_row dA ⊙ A) (Eq. N1); then dQ = dS K/√hs, dK = dSᵀ Q/√hs.
+    dS = A ⊙ (dA - Σ_row dA ⊙ A) (Eq. N1); then dQ = dS K/√hs and dK = dSᵀ (Q/√hs),
+    with ``q`` already scaled by the forward.
     """
     q, k, v, att = cache
     B, n_head, T, hs = q.shape
     dout = split_heads(dy, B, T, n_head)  # (B, nh, T, hs)
     dv = att.transpose(0, 1, 3, 2) @ dout
     ds = dout @ v.transpose(0, 1, 3, 2)  # dA, (B, nh, T, T)
-    ds -= row_sum(ds * att)
+    ds -= row_dot(ds, att)
     ds *= att  # dS; zero above the diagonal, where A is
-    ds *= 1.0 / math.sqrt(hs)
-    return merge_heads(ds @ k), merge_heads(ds.transpose(0, 1, 3, 2) @ q), merge_heads(dv)
+    dq = ds @ k
+    dq *= 1.0 / math.sqrt(hs)
+    return merge_heads(dq), merge_heads(ds.transpose(0, 1, 3, 2) @ q), merge_heads(dv)
 
 
 def cross_entropy_forward(logits, targets):
@@ -235,6 +245,8 @@ class NumpyGPT:
         """The mean cross-entropy on a (B, T) batch of token ids, and {name: gradient}."""
         P = self.params
         B, T = idx.shape
+        if T > self.config.block_size:
+            raise ValueError(f"sequence length {T} exceeds block_size {self.config.block_size}; crop the input")
         targets = targets.reshape(-1)  # (B·T,)
         x = embedding_forward(idx, P["tok_emb.weight"], P["pos_emb.weight"])  # (B·T, C)
         caches = []
