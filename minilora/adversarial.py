@@ -40,9 +40,9 @@ ATTACKS = ("fgsm", "pgd")
 # Norms, steepest steps and projection (plain arrays; axis 0 is the example)
 
 
-def _radius(eps, name="eps"):
+def _radius(eps, name="eps (the radius of the perturbation)"):
     if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not math.isfinite(eps) or eps < 0:
-        raise ValueError(f"{name} must be a finite number >= 0 (the radius of the perturbation), got {eps!r}")
+        raise ValueError(f"{name} must be a finite number >= 0, got {eps!r}")
     return float(eps)  # a Python float keeps float32 arrays float32
 
 
@@ -81,11 +81,8 @@ def steepest_direction(grad, norm):
 
 
 def project(delta, eps, norm):
-    """Π_ε(δ): the nearest point of the ball ‖δ_b‖ ≤ ε, per example (Eq. 5 in docs/adversarial.md).
-
-    L∞: clip every entry to [−ε, ε]. L2: shrink δ_b by ε/‖δ_b‖ if it lies
-    outside the ball, else leave it. An array gives an array, a Tensor a Tensor.
-    """
+    """Π_ε(δ), the nearest point of the ball ‖δ_b‖ ≤ ε per example (Eq. 5 in docs/adversarial.md): L∞ clips
+    each entry to [−ε, ε]; L2 shrinks δ_b by ε/‖δ_b‖ if it lies outside. Arrays and Tensors keep their type."""
     eps = _radius(eps)
     _check(norm)
     data = _array(delta)
@@ -165,9 +162,8 @@ def _gradient(model, emb, delta, targets, mask):
 def fgsm(model, idx, targets, eps, norm="linf", mask=None):
     """The fast gradient method: δ = ε·u(g), g = ∇_δ L at δ = 0 (Eq. 3-4 in docs/adversarial.md).
 
-    ``idx`` (B, T) token ids, ``targets`` (B,) labels, ``mask`` (B, T) True on
-    real tokens. Returns δ as a Tensor (B, T, C) without a graph: zero on
-    padding, and ‖δ_b‖ = ε for every example whose gradient is not zero.
+    ``idx`` (B, T) token ids, ``targets`` (B,) labels, ``mask`` (B, T) True on real tokens. Returns δ,
+    a Tensor (B, T, C) without a graph: zero on padding, ‖δ_b‖ = ε wherever the gradient is not zero.
     """
     eps = _radius(eps)
     _check(norm)
@@ -181,10 +177,8 @@ def fgsm(model, idx, targets, eps, norm="linf", mask=None):
 def pgd(model, idx, targets, eps, alpha=None, steps=10, norm="linf", random_start=False, mask=None, generator=None):
     """Projected gradient ascent: δ ← Π_ε(δ + α·u(∇_δ L)), ``steps`` times (Eq. 6 in docs/adversarial.md).
 
-    Starts at δ = 0, or with ``random_start`` at a uniform point of the ball
-    (drawn from ``generator``, by default minilora's seeded one). ``alpha``
-    defaults to 2.5·ε/steps (Madry et al., 2018): enough to cross the ball
-    and come back. Returns the last δ, like ``fgsm``.
+    Starts at δ = 0, or with ``random_start`` at a uniform point of the ball (from ``generator``, by default
+    minilora's seeded one). ``alpha`` defaults to 2.5·ε/steps (Madry et al., 2018). Returns the last δ.
     """
     eps = _radius(eps)
     _check(norm)
@@ -284,10 +278,7 @@ class AdversarialTraining(Module):
 def train_adversarial(model_config, train_config, eps=0.5, norm="linf", attack="fgsm", mix=0.5, relative=True, eps_warmup=0,
                       n=20_000, seed=0, log=print, progress=True, **pgd_options):  # fmt: skip
     """``train_classifier`` with the loss of Eq. (7); returns (model, {"val_accuracy": clean accuracy}, trainer).
-
-    Data, initialisation and batches are ``train_classifier``'s (``mix=0`` gives
-    its weights bit for bit), so two runs with one seed differ in the loss alone.
-    """
+    Data, initialisation and batches are ``train_classifier``'s (``mix=0`` gives its weights bit for bit)."""
     backend.manual_seed(train_config.seed)
     tokenizer, train, val = sentiment_splits(n=n, seed=seed)
     config = ClassifierConfig(vocab_size=tokenizer.vocab_size, block_size=train.x.shape[1], **model_config)
@@ -309,10 +300,9 @@ def train_adversarial(model_config, train_config, eps=0.5, norm="linf", attack="
 
 
 def accuracy_under_attack(model, split, eps_values, attack="pgd", norm="linf", relative=True, batch_size=500, **pgd_options):
-    """The accuracy on ``split`` when each example is attacked at each ε of ``eps_values`` (one list entry per ε).
+    """The accuracy on ``split`` with every example attacked (against its true label), one entry per ε.
 
-    The attack knows the true labels and aims at them. With ``relative=True``
-    each ε is a multiple of ρ, the model's RMS token-embedding norm over the
+    With ``relative=True`` each ε is a multiple of ρ, the model's RMS token-embedding norm over the
     split (Eq. 8); otherwise it is absolute. ε = 0 gives the clean accuracy.
     """
     _check(norm, attack)
@@ -345,36 +335,32 @@ def run_robustness_experiment(seeds=(0, 1, 2), eps_values=(0.0, 0.25, 0.5, 0.75,
                               eps_warmup=200, pgd_steps=10, n_eval=500, model_config=None, train_config=None, log=print):  # fmt: skip
     """Per seed, train a standard and an adversarial (FGSM, Eq. 7) classifier and attack both at every ε.
 
-    ε values are multiples of ρ (Eq. 8). The two runs of a seed share data,
-    initialisation and batches; they are scored on the first ``n_eval``
-    validation sentences under FGSM and under PGD with ``pgd_steps`` steps.
-    Returns a dict: the settings, ``accuracy[training][attack]`` (a row per
-    seed, a column per ε), ``clean`` (validation accuracy per seed), ``seconds``.
+    ε values are multiples of ρ (Eq. 8). The two runs of a seed share data, initialisation and batches;
+    they are scored on the first ``n_eval`` validation sentences under FGSM and under PGD. Returns a dict:
+    the settings, ``accuracy[training][attack]`` (a row per seed, a column per ε), per seed ``clean``
+    (validation accuracy) and ``rho`` (ρ), and ``seconds``.
     """
     model_config = model_config or dict(encoder="transformer", n_layer=1, n_head=4, n_embd=32)
     train_config = train_config or robustness_train_config()
     _, _, val = sentiment_splits()
     val = Split(val.x[:n_eval], val.y[:n_eval], val.mask[:n_eval])
     accuracy_table = {t: {a: [] for a in ATTACKS} for t in TRAININGS}
-    clean = {t: [] for t in TRAININGS}
+    clean, rho = {t: [] for t in TRAININGS}, {t: [] for t in TRAININGS}
     started = time.perf_counter()
     for seed in seeds:
         for training, weight in zip(TRAININGS, (0.0, mix)):
             config = dataclasses.replace(train_config, seed=seed)
-            model, metrics, _ = train_adversarial(model_config, config, train_eps, norm, "fgsm", weight, eps_warmup=eps_warmup, log=_silent, progress=False)
+            model, metrics, _ = train_adversarial(model_config, config, train_eps, norm, "fgsm", weight, eps_warmup=eps_warmup, log=lambda *_: None, progress=False)
             clean[training].append(metrics["val_accuracy"])
+            rho[training].append(embedding_rms(model, val.x, val.mask))
             for attack, options in (("fgsm", {}), ("pgd", {"steps": pgd_steps})):
                 accuracy_table[training][attack].append(accuracy_under_attack(model, val, eps_values, attack, norm, **options))
             if log:
                 pgd = " ".join(f"{a:.3f}" for a in accuracy_table[training]["pgd"][-1])
-                log(f"seed {seed} {training:11s} clean {clean[training][-1]:.4f}  under PGD at each ε: {pgd}")
+                log(f"seed {seed} {training:11s} clean {clean[training][-1]:.4f}  ρ {rho[training][-1]:.3f}  under PGD at each ε: {pgd}")
     return dict(seeds=list(seeds), eps=list(eps_values), train_eps=train_eps, norm=norm, mix=mix, eps_warmup=eps_warmup,
                 pgd_steps=pgd_steps, n_eval=len(val), model_config=model_config, train_config=dataclasses.asdict(train_config),
-                accuracy=accuracy_table, clean=clean, seconds=round(time.perf_counter() - started, 1))  # fmt: skip
-
-
-def _silent(*_):
-    pass
+                accuracy=accuracy_table, clean=clean, rho=rho, seconds=round(time.perf_counter() - started, 1))  # fmt: skip
 
 
 def _spread(values):

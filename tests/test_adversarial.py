@@ -399,9 +399,9 @@ def test_bad_input_gets_a_clear_error():
     idx, y, mask = batch(B=4)
     with pytest.raises(ValueError, match="norm must be one of"):
         adv.fgsm(model, idx, y, 0.1, "l1")
-    with pytest.raises(ValueError, match="eps must be a finite number >= 0"):
+    with pytest.raises(ValueError, match=r"eps \(the radius of the perturbation\) must be a finite number >= 0"):
         adv.fgsm(model, idx, y, -0.1)
-    with pytest.raises(ValueError, match="eps must be a finite number >= 0"):
+    with pytest.raises(ValueError, match=r"eps \(the radius of the perturbation\) must be a finite number >= 0"):
         adv.project(np.ones((2, 2)), float("nan"), "l2")
     with pytest.raises(ValueError, match="steps must be a positive integer"):
         adv.pgd(model, idx, y, 0.1, steps=0)
@@ -413,8 +413,10 @@ def test_bad_input_gets_a_clear_error():
         adv.perturb(model, idx, y, 0.1, attack="fgsm", steps=3)
     with pytest.raises(ValueError, match="mix"):
         adv.adversarial_loss(model, idx, y, 0.1, mix=1.5)
+    model.head.bias.requires_grad_(False)
     with pytest.raises(ValueError, match=r"mask must have the shape of idx"):
         adv.fgsm(model, idx, y, 0.1, mask=mask[:, :3])
+    assert model.training and model.head.weight.requires_grad and not model.head.bias.requires_grad  # restored
     with pytest.raises(ValueError, match="leading example axis"):
         adv.project(np.ones(3), 1.0, "l2")
     with pytest.raises(ValueError, match="no real token"):
