@@ -290,7 +290,8 @@ def _unwrap(obj):
     if isinstance(obj, numpy.ndarray):
         raise DeviceError(
             f"a host numpy array of shape {obj.shape} was mixed with device arrays; "
-            "CuPy refuses this. Move it first with minilora.backend.asarray(...)."
+            "CuPy refuses this. Move it first: minilora.backend.to_device(x, \"fake\") "
+            "(or the device module's own asarray)."
         )
     if isinstance(obj, (list, tuple)):
         return type(obj)(_unwrap(x) for x in obj)
