@@ -9,11 +9,13 @@ two tasks (minilora/experiments/compare_tasks.py) and prints one table:
   **trainable** parameters: full fine-tuning, the output layer alone, LoRA,
   SVDLinear (singular-value shifts δ) and OFT, the last three at one matched
   budget (Eq. 7 in docs/compare.md);
-* ways to make the fully fine-tuned model small, counted by the parameters
-  they **store**: truncated-SVD compression, magnitude pruning to the same
-  stored count (each also retrained for the same steps, masks held), and
-  knowledge distillation into a narrower student of about that size, next to
+* smaller models, counted by the parameters they **store**: the pretrained
+  model compressed by truncated SVD, or magnitude-pruned to the same stored
+  count, then fine-tuned (masks held); and knowledge distillation from the
+  fully fine-tuned model into a narrower student of about that size, next to
   the same student trained without a teacher.
+
+Every method trains for the same number of steps on the same batches.
 
 Then the accuracy-under-attack experiment of minilora/adversarial.py (seed
 004), whose plot is saved beside the table. docs/compare.md shows a run and reads it.
@@ -24,6 +26,7 @@ import json
 import os
 import pathlib
 import platform
+import statistics
 import time
 
 from minilora import adversarial, backend
@@ -60,6 +63,7 @@ class CompareConfig:
     temperature: float = 2.0  # distillation temperature T (Eq. 3 in docs/compare.md)
     alpha: float = 0.5  # weight of the soft-target term
     robustness: dict = None  # keyword arguments for adversarial.run_robustness_experiment (None: its defaults)
+    run_robustness: bool = True  # False skips that experiment (and its plot)
     quick: bool = False  # tiny sizes, for tests
 
     def __post_init__(self):
@@ -118,74 +122,88 @@ def free_parameters(model):
 
 
 def _timed(work):
+    """(what ``work()`` returns, the wall-clock seconds it took)."""
     started = time.perf_counter()
     result = work()
     return result, time.perf_counter() - started
 
 
 def run_task(task, config, log=print):
-    """Pretrain, then run every method of METHODS on ``task``; returns a dict with one row per method."""
+    """Pretrain, then run every method of METHODS on ``task``; returns a dict with one row per method.
+
+    Every training run takes the task's ``adapt_iters`` steps on the same
+    batches. A row's ``seconds`` is the wall time of setting the method up
+    and training it; ``step_ms`` the median time of one step, which a burst
+    of other load on the machine does not skew.
+    """
     c, iters = task.config, task.config.adapt_iters
-    log(f"\n{task.name}: pretraining ({c.pretrain_iters} steps)")
-    pretrain_seconds = task.pretrain(task.progress)
+    log(f"\n{task.name}: pretraining ({c.pretrain_iters} steps), then {len(METHODS)} methods of {iters} steps each")
+    pretrain_seconds = task.pretrain()
     full_size = task.pretrained().num_parameters()
     rows = []
 
-    def add(method, counted, params, model, seconds, detail="", free=None):
+    def add(method, counted, params, model, seconds=0.0, trainer=None, detail="", free=None):
         metrics = task.evaluate(model)
-        rows.append(dict(method=method, counted=counted, params=params, free=params if free is None else free,
-                         percent=100.0 * params / full_size, seconds=seconds, detail=detail, **metrics))  # fmt: skip
-        log(f"  {method:32s} {counted or '':9s} {params:>8,}  {task.metric} {metrics[task.metric]:.4f}  {seconds:6.1f} s")
+        step_ms = 1000 * statistics.median(trainer.step_seconds) if trainer else None
+        rows.append(dict(method=method, counted=counted, params=params, free=params if free is None else free, percent=100.0 * params / full_size,
+                         seconds=seconds, step_ms=step_ms, detail=detail, **metrics))  # fmt: skip
+        log(f"  {method:36s} {counted or '-':9s} {params:>8,}  {task.metric} {metrics[task.metric]:.4f}  {seconds:5.1f} s")
 
     def adapt(method, setup, lr, detail=""):
         model = task.pretrained()
-        _, seconds = _timed(lambda: (setup(model), task.trainer(model, iters, lr).fit()))
-        add(method, "trainable", count_parameters(model)[1], model, seconds, detail, free_parameters(model))
+        trainer, seconds = _timed(lambda: task.train(setup(model), iters, lr))
+        add(method, "trainable", count_parameters(model)[1], model, seconds, trainer, detail, free_parameters(model))
         return model
 
-    add("no adaptation", "", 0, task.pretrained(), 0.0)
+    add("no adaptation", "", 0, task.pretrained())
     teacher = adapt("full fine-tuning", lambda m: m, c.full_lr)
-
-    def output_only(model):
-        freeze(model)
-        unfreeze(model, f"{task.output_layer}.*")
-
-    adapt("output layer only", output_only, c.lora_lr, task.output_layer)
+    adapt("output layer only", lambda m: _only(m, task.output_layer), c.lora_lr, task.output_layer)
     keep = task.modules_to_save
     for method, setup in ADAPTERS.items():
         adapt(method, lambda m, setup=setup: setup(m, keep), c.lora_lr, "+ " + ", ".join(keep) if keep else "")
 
-    # Smaller models. Compress the pretrained model by truncated SVD, or prune it to the same stored count,
-    # then fine-tune what is left for the same steps (masks held): seed 003's "decompose, then fine-tune".
+    # Smaller models. Compress the pretrained model by truncated SVD, or prune it to the same stored count
+    # (Eq. 8 in docs/compare.md), then fine-tune what is left, masks held: seed 003's "decompose, then fine-tune".
     rank = max(1, c.n_embd // config.compress_divisor)
     model = task.pretrained()
-    (report, _), seconds = _timed(lambda: (compress_model(model, rank=rank), task.trainer(model, iters, c.full_lr).fit()))
+    started = time.perf_counter()
+    report = compress_model(model, rank=rank)  # every Linear but the output layer
+    trainer = task.train(model, iters, c.full_lr)
+    seconds = time.perf_counter() - started
     stored = report.model_params_after
-    add(METHODS[7], "stored", stored, model, seconds, f"rank {rank}")
+    add("truncated SVD, then fine-tuning", "stored", stored, model, seconds, trainer, f"rank {rank}")
     model = task.pretrained()
     removed = report.model_params_before - report.model_params_after
     n_keep = sum(model.get_submodule(n).weight.size for n in linear_targets(model, "all-linear")) - removed
-    _, seconds = _timed(lambda: (magnitude_prune(model, n_keep=n_keep, scope="global"), task.trainer(model, iters, c.full_lr).fit()))
-    add(METHODS[8], "stored", count_nonzero(model), model, seconds, f"{n_keep:,} of the linear weights kept")
+    started = time.perf_counter()
+    magnitude_prune(model, n_keep=n_keep, scope="global")
+    trainer = task.train(model, iters, c.full_lr)
+    seconds = time.perf_counter() - started
+    add("magnitude pruning, then fine-tuning", "stored", count_nonzero(model), model, seconds, trainer, f"{n_keep:,} linear weights kept")
 
-    # A narrower student of about the compressed size, with and without the teacher.
+    # A narrower student of about the compressed size, trained from scratch with and without the teacher.
     widths = range(c.n_head, c.n_embd, c.n_head)  # every width the heads divide, narrower than the teacher
     width = min(widths, key=lambda w: abs(task.parameter_count(w) - stored))
-    for method in METHODS[9:]:
-        backend.manual_seed(task.seed)
-        student = task.new_model(width)
-        if method.startswith("distillation"):
-            schedule = train_config(iters, c.pretrain_lr, task.batch_size, task.block_size, task.seed)
-            backend.manual_seed(task.seed)
-            work = lambda: distill(teacher, student, task.train_batch, schedule, None, config.temperature, config.alpha, lambda *_: None, task.progress)  # noqa: E731
-        else:
-            work = lambda: task.trainer(student, iters, c.pretrain_lr).fit()  # noqa: E731
-        _, seconds = _timed(work)
-        add(method, "stored", student.num_parameters(), student, seconds, f"width {width}")
+    student = task.student(width)
+    schedule = train_config(iters, c.pretrain_lr, task.batch_size, task.block_size, task.seed)
+    backend.manual_seed(task.seed)  # the same batches as every other run
+    trainer, seconds = _timed(lambda: distill(teacher, student, task.train_batch, schedule, None, config.temperature, config.alpha,
+                                              log=lambda *_: None, progress=task.progress))  # fmt: skip
+    add("distillation into a student", "stored", student.num_parameters(), student, seconds, trainer, f"width {width}")
+    student = task.student(width)
+    trainer, seconds = _timed(lambda: task.train(student, iters, c.pretrain_lr))
+    add("the student alone", "stored", student.num_parameters(), student, seconds, trainer, f"width {width}")
     if task.metric == "loss_b":
         _add_recovery(rows)
     return dict(task=task.name, metric=task.metric, higher_is_better=task.higher_is_better, full_size=full_size,
                 pretrain_seconds=pretrain_seconds, pretrain_loss=task.pretrain_loss, rows=rows)  # fmt: skip
+
+
+def _only(model, name):
+    """Freeze everything but the module ``name`` (the output layer: a linear probe)."""
+    freeze(model)
+    unfreeze(model, f"{name}.*")
+    return model
 
 
 # ----------------------------------------------------------------------------
@@ -234,12 +252,13 @@ def run_compare(config, log=print, progress=True):
     table = markdown_table(results)
     log("\n" + table)
 
-    log(f"\nAccuracy under attack (minilora/adversarial.py), seeds {list(config.robustness['seeds'])}")
-    robustness = adversarial.run_robustness_experiment(**config.robustness, log=lambda line: log("  " + line))
-    log("\n" + adversarial.robustness_table(robustness))
-
-    plots = [compare_plots.methods_chart(out / "compare_methods.png", results),
-             adversarial.plot_robustness(robustness, out / "compare_robustness.png")]  # fmt: skip
+    plots = [compare_plots.methods_chart(out / "compare_methods.png", results)]
+    robustness = None
+    if config.run_robustness:
+        log(f"\nAccuracy under attack (minilora/adversarial.py), seeds {list(config.robustness['seeds'])}")
+        robustness = adversarial.run_robustness_experiment(**config.robustness, log=lambda line: log("  " + line))
+        log("\n" + adversarial.robustness_table(robustness))
+        plots.append(adversarial.plot_robustness(robustness, out / "compare_robustness.png"))
     result = dict(seed=config.seed, quick=config.quick, config=_jsonable(dataclasses.asdict(config)), machine=machine(),
                   tasks=results, table=table, robustness=robustness, plots=[str(p) for p in plots],
                   seconds=round(time.perf_counter() - started, 1))  # fmt: skip

@@ -12,8 +12,8 @@
 
 Both answer the same questions, so the methods in compare.py are written
 once: ``pretrained()`` (a fresh copy of the pretrained model),
-``new_model(width)`` (an untrained one, for a distillation student),
-``copy(model)``, ``trainer(model, iters, lr)`` and ``evaluate(model)``.
+``student(width)`` (an untrained narrower one), ``train(model, iters, lr)``
+and ``evaluate(model)``.
 Every training run reseeds minilora's generator first, so every method sees
 the same batches whatever ran before it.
 """
@@ -36,26 +36,20 @@ def train_config(iters, lr, batch_size, block_size, seed):
                        warmup_iters=min(50, iters // 10), eval_interval=max(1, iters), eval_iters=1, seed=seed)  # fmt: skip
 
 
-def _keep_stream(build):
-    """Build a model without moving minilora's random stream (used to count a candidate's parameters)."""
-    state = backend.get_rng_state()
-    try:
-        return build()
-    finally:
-        backend.set_rng_state(state)
-
-
 class _Task:
+    """What both tasks share; a subclass sets the data, the models and the metric."""
+
     modules_to_save = ()  # modules an adapter trains fully besides itself (a classifier's new head)
     output_layer = ""  # the layer "output layer only" trains
+    keeps_lm_head = True  # whether the adapted model keeps the pretrained model's lm_head
 
-    def pretrain(self, progress=True):
+    def pretrain(self):
         """Train the base model on the pretraining data; returns the seconds it took."""
         started = time.perf_counter()
         backend.manual_seed(self.seed)
         model = self._pretrain_model()
         backend.manual_seed(self.seed)
-        Trainer(model, self._pretrain_config(), self._pretrain_batch, {}, log=lambda *_: None, progress=progress).fit()
+        Trainer(model, self._pretrain_config(), self._pretrain_batch, {}, log=lambda *_: None, progress=self.progress).fit()
         self._pretrained = model.state_dict()
         self.pretrain_loss = self._pretrain_loss(model)
         return time.perf_counter() - started
@@ -68,21 +62,28 @@ class _Task:
         model.load_state_dict(state, strict=self.keeps_lm_head)  # a classifier lacks lm_head and has a new head
         return model
 
-    def copy(self, model):
-        """An independent model with ``model``'s weights (both plain, unadapted models)."""
-        twin = _keep_stream(lambda: self.new_model())
-        twin.load_state_dict(model.state_dict())
-        return twin
-
     def parameter_count(self, width):
         """Parameters of an untrained model of this width (the random stream is left where it was)."""
-        return _keep_stream(lambda: self.new_model(width)).num_parameters()
+        state = backend.get_rng_state()
+        count = self.new_model(width).num_parameters()
+        backend.set_rng_state(state)
+        return count
 
-    def trainer(self, model, iters, lr, batch=None):
-        """A Trainer on the task's training data (reseeded: every method gets the same batches); call ``fit()``."""
+    def student(self, width):
+        """An untrained model of a smaller width, initialised the same way each time."""
+        backend.manual_seed(self.seed)
+        return self.new_model(width)
+
+    def train(self, model, iters, lr):
+        """Train ``model`` on the task's training data for ``iters`` steps; returns the Trainer (its step times).
+
+        The generator is reseeded first, so every method sees the same batches.
+        """
         backend.manual_seed(self.seed)
         config = train_config(iters, lr, self.batch_size, self.block_size, self.seed)
-        return Trainer(model, config, batch or self.train_batch, {}, log=lambda *_: None, progress=self.progress)
+        trainer = Trainer(model, config, self.train_batch, {}, log=lambda *_: None, progress=self.progress)
+        trainer.fit()
+        return trainer
 
 
 class DomainShiftTask(_Task):
@@ -91,7 +92,6 @@ class DomainShiftTask(_Task):
     name = "domain shift"
     metric = "loss_b"  # validation loss on B, nats per character
     higher_is_better = False
-    keeps_lm_head = True
     output_layer = "lm_head"
 
     def __init__(self, config, progress=True):
@@ -157,9 +157,9 @@ class SentimentTask(_Task):
 
     def __init__(self, config, progress=True):
         self.config, self.seed, self.progress = config, config.seed, progress
-        self.tokenizer, self.train, self.val = sentiment_splits(n=config.n_sentences, seed=config.seed)
-        self.batch_size, self.block_size = config.batch_size, self.train.x.shape[1]
-        self.train_batch = lambda: self.train.rows(backend.randint(0, len(self.train), (config.batch_size,)))
+        self.tokenizer, self.train_split, self.val_split = sentiment_splits(n=config.n_sentences, seed=config.seed)
+        self.batch_size, self.block_size = config.batch_size, self.train_split.x.shape[1]
+        self.train_batch = lambda: self.train_split.rows(backend.randint(0, len(self.train_split), (config.batch_size,)))
 
     def new_model(self, width=None):
         c = self.config
@@ -175,15 +175,15 @@ class SentimentTask(_Task):
         return train_config(c.pretrain_iters, c.pretrain_lr, c.batch_size, self.block_size, c.seed)
 
     def _pretrain_batch(self):
-        x, _, mask = self.train.rows(backend.randint(0, len(self.train), (self.batch_size,)))
+        x, _, mask = self.train_split.rows(backend.randint(0, len(self.train_split), (self.batch_size,)))
         return _next_word_batch(x, mask)
 
     def _pretrain_loss(self, model):
-        x, _, mask = self.val.rows(slice(0, 500))
+        x, _, mask = self.val_split.rows(slice(0, 500))
         return mean_loss(model, [_next_word_batch(x, mask)])
 
     def evaluate(self, model):
-        return {"accuracy": accuracy(model, self.val)}
+        return {"accuracy": accuracy(model, self.val_split)}
 
 
 def _next_word_batch(x, mask):
