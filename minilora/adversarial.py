@@ -99,11 +99,12 @@ def project(delta, eps, norm):
 def uniform_in_ball(shape, eps, norm, real, generator=None):
     """A uniformly random δ of the ball of Eq. (1), zero where ``real`` (B, T, 1) is 0 (PGD's random start)."""
     generator = generator or backend.generator()
+    xp = backend.get_array_module(real)  # drawn on the host, moved to real's device
     if norm == "linf":
-        return backend.asarray((generator.random(shape) * 2.0 - 1.0) * eps, real.dtype) * real
-    direction = steepest_direction(backend.asarray(generator.standard_normal(shape), real.dtype) * real, "l2")
+        return xp.asarray((generator.random(shape) * 2.0 - 1.0) * eps, dtype=real.dtype) * real
+    direction = steepest_direction(xp.asarray(generator.standard_normal(shape), dtype=real.dtype) * real, "l2")
     dims = real.sum(axis=(1, 2), keepdims=True) * shape[2]  # (B, 1, 1): real entries per example
-    u = backend.asarray(generator.random((shape[0], 1, 1)), real.dtype)
+    u = xp.asarray(generator.random((shape[0], 1, 1)), dtype=real.dtype)
     return direction * u ** (1.0 / dims.clip(1.0, None)) * eps  # radius u^(1/d): uniform in volume
 
 

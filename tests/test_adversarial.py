@@ -296,6 +296,29 @@ def test_an_attack_leaves_weights_grads_flags_and_mode_alone():
         np.testing.assert_array_equal(adv.fgsm(model, idx, y, 0.1, "l2", mask).data, first)
 
 
+def test_attacks_and_the_training_loss_stay_on_the_device():
+    """On the fake device (CuPy's rules on the CPU): no host read-back, and numpy's results."""
+    from minilora import backend
+
+    idx, y, mask = batch(B=8)
+    results = {}
+    for device in ("numpy", "fake"):
+        model = classifier(dtype="float32").to(device)
+        put = backend.module_for(device).asarray
+        args = (model, put(idx), put(y))
+        with backend.no_host_transfers():
+            deltas = [
+                adv.fgsm(*args, 0.1, "l2", put(mask)),
+                adv.pgd(*args, 0.1, norm="linf", steps=2, random_start=True, mask=put(mask), generator=np.random.default_rng(0)),
+                adv.pgd(*args, 0.1, norm="l2", steps=2, random_start=True, mask=put(mask), generator=np.random.default_rng(0)),
+            ]
+            _, loss = adv.adversarial_loss(*args, 0.1, put(mask), norm="l2")
+            loss.backward()
+        results[device] = [backend.to_numpy(d.data) for d in deltas] + [backend.to_numpy(model.head.weight.grad)]
+    for a, b in zip(results["numpy"], results["fake"]):
+        np.testing.assert_allclose(b, a, rtol=1e-6, atol=1e-7)
+
+
 # ----------------------------------------------------------------------------
 # Adversarial training
 
