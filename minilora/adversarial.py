@@ -249,7 +249,7 @@ class AdversarialTraining(Module):
     With ``relative=True`` the radius is ε·ρ, ρ measured on each batch (Eq. 8),
     so the model cannot shrink the attack by inflating its embeddings.
     ``eps_warmup`` > 0 grows the radius linearly from 0 over that many steps
-    (``steps_taken`` counts them; docs/adversarial.md §6 shows why).
+    (``steps_taken`` counts them; docs/adversarial.md §6.3 shows why).
     """
 
     def __init__(self, model, eps, norm="linf", attack="fgsm", mix=0.5, relative=True, eps_warmup=0, **pgd_options):

@@ -8,7 +8,7 @@ import minilora.adversarial as adv
 from minilora.models import ClassifierConfig, TextClassifier
 from minilora.nn import evaluating
 from minilora.train import TrainConfig
-from minilora.train.classify import Split, accuracy, train_classifier
+from minilora.train.classify import Split, accuracy, sentiment_splits, train_classifier
 
 V, T = 30, 10
 
@@ -402,6 +402,21 @@ def test_accuracy_under_attack_at_zero_is_accuracy_and_relative_eps_scales_by_rh
     absolute = adv.accuracy_under_attack(model, split, [0.0, 3.0 * rho], "pgd", "l2", relative=False, steps=3, batch_size=64)
     assert relative == absolute and relative[0] == accuracy(model, split)
     assert relative[1] < relative[0]  # a radius of three tokens' length moves some decisions
+
+
+def test_the_experiment_is_train_adversarial_then_accuracy_under_attack():
+    tiny = TrainConfig(max_iters=2, batch_size=16, eval_interval=2, eval_iters=1)
+    small = dict(n_layer=1, n_head=2, n_embd=8)
+    result = adv.run_robustness_experiment(seeds=(0,), eps_values=(0.0, 0.5), pgd_steps=2, n_eval=40, log=None,
+                                           model_config=small, train_config=tiny)  # fmt: skip
+    assert result["n_eval"] == 40 and result["eps"] == [0.0, 0.5]
+    model, metrics, _ = adv.train_adversarial(small, tiny, eps=0.5, norm="l2", mix=0.5, eps_warmup=200, log=lambda *_: None, progress=False)
+    _, _, val = sentiment_splits()
+    first = Split(val.x[:40], val.y[:40], val.mask[:40])
+    assert result["clean"]["adversarial"] == [metrics["val_accuracy"]]
+    assert result["rho"]["adversarial"] == [adv.embedding_rms(model, first.x, first.mask)]
+    assert result["accuracy"]["adversarial"]["pgd"] == [adv.accuracy_under_attack(model, first, [0.0, 0.5], "pgd", "l2", steps=2)]
+    assert result["accuracy"]["adversarial"]["fgsm"][0][0] == accuracy(model, first)
 
 
 def test_robustness_table_and_plot_from_a_known_result(tmp_path):
