@@ -8,15 +8,16 @@ give a softened distribution p = softmax(t/T) that shows which wrong answers
 the teacher finds nearly right. The student's logits s give q = softmax(s/T),
 and the student minimises
 
-    L = α · T² · KL(p ‖ q) + (1 − α) · CE(s, y)                    (Eq. 3 in docs/compare.md)
+    L = α · T² · KL(p ‖ q) + (1 − α) · CE(s, y)                    (Eq. 5 in docs/compare.md)
 
 with the hard-label cross-entropy at T = 1. The T² keeps the two terms in
-proportion as T changes: the soft term's gradient with respect to s is
-(q − p)/T (Eq. 5), and q − p itself shrinks like 1/T, so without T² the soft
-targets would fade as 1/T² (Eq. 6).
+proportion as T changes. KL's gradient with respect to s is (q − p)/T per
+row, and q − p itself shrinks like 1/T, so the soft targets alone would fade
+as 1/T². With T², the gradient is T(q − p) (Eq. 6), which tends to a limit
+that does not depend on T (Eq. 7).
 
 Everything here is composed of existing differentiable ops (log_softmax,
-exp, mul, sub, sum), so no new primitive is needed.
+mul, sub, sum), so no new primitive is needed.
 """
 
 import math
@@ -61,12 +62,12 @@ def soft_target_kl(student_logits, teacher_logits, temperature=1.0):
 
 
 def distillation_loss(student_logits, teacher_logits, targets=None, temperature=2.0, alpha=0.5):
-    """α·T²·KL(softmax(t/T) ‖ softmax(s/T)) + (1 − α)·CE(s, y) (Eq. 3 in docs/compare.md).
+    """α·T²·KL(softmax(t/T) ‖ softmax(s/T)) + (1 − α)·CE(s, y) (Eq. 5 in docs/compare.md).
 
     ``student_logits`` and ``teacher_logits`` are (..., C); ``targets`` are the
     hard class labels (...) for the cross-entropy, which may be None only
     when ``alpha=1`` (soft targets alone). ``alpha=0`` is plain cross-entropy.
-    The T² factor is explained in the module docstring and Eq. (5-6).
+    The T² factor is explained in the module docstring and Eq. (6-7).
     """
     _check(temperature, alpha)
     if targets is None and alpha < 1.0:
@@ -81,7 +82,7 @@ def distillation_loss(student_logits, teacher_logits, targets=None, temperature=
 
 
 class Distillation(Module):
-    """A student trained on Eq. (3) against a frozen teacher: a drop-in model for ``Trainer``.
+    """A student trained on Eq. (5) against a frozen teacher: a drop-in model for ``Trainer``.
 
     Batches are ``(inputs, targets, *rest)`` as the Trainer passes them, for
     a language model ``(idx, targets)``, for a classifier ``(idx, labels,
@@ -112,7 +113,7 @@ class Distillation(Module):
 
 
 def distill(teacher, student, batches, config, eval_sets=None, temperature=2.0, alpha=0.5, log=print, progress=True):
-    """Train ``student`` (in place) on Eq. (3) against ``teacher`` for ``config.max_iters`` steps; return the Trainer.
+    """Train ``student`` (in place) on Eq. (5) against ``teacher`` for ``config.max_iters`` steps; return the Trainer.
 
     ``batches`` is a zero-argument callable returning the next training batch
     (as the Trainer takes it) or a list of batches, used in turn.

@@ -5,7 +5,7 @@ the methods LoRA is compared with; docs/compare.md runs that comparison.
 Pruning by magnitude (Han et al., 2015) keeps the ``n_keep`` entries of the
 targeted weight matrices with the largest |w| and zeros every other one:
 
-    m = 1 where |w| is among the n_keep largest, else 0,    W_eff = m ⊙ W        (Eq. 1 in docs/compare.md).
+    m = 1 where |w| is among the n_keep largest, else 0,    W_eff = m ⊙ W        (Eq. 2 in docs/compare.md).
 
 ``scope="global"`` ranks every targeted weight together, so one threshold τ
 serves all layers and a layer of small weights may lose most of them.
@@ -14,7 +14,7 @@ its size and ranks within the layer. Biases are never pruned.
 
 A pruned layer (``PrunedLinear``) multiplies its weight by the mask on every
 forward pass, so the gradient that reaches the weight is m ⊙ ∂L/∂W_eff
-(Eq. 2): a pruned entry gets no gradient, contributes nothing, and any
+(Eq. 3): a pruned entry gets no gradient, contributes nothing, and any
 further training (an optimizer step, weight decay) leaves the model pruned.
 """
 
@@ -31,7 +31,7 @@ SCOPES = ("global", "layer")
 
 
 class PrunedLinear(Module):
-    """y = x (m ⊙ W)ᵀ + b: a Linear whose weight is multiplied by a fixed 0/1 ``mask`` (Eq. 1 in docs/compare.md).
+    """y = x (m ⊙ W)ᵀ + b: a Linear whose weight is multiplied by a fixed 0/1 ``mask`` (Eq. 2 in docs/compare.md).
 
     ``weight`` and ``bias`` are the wrapped Linear's own Parameters (an
     optimizer that holds them keeps working), with the pruned entries of
@@ -54,7 +54,7 @@ class PrunedLinear(Module):
         self.in_features, self.out_features = linear.in_features, linear.out_features
 
     def forward(self, x):
-        return ops.linear(x, self.weight * self.mask, self.bias)  # the mask's VJP zeros pruned gradients (Eq. 2)
+        return ops.linear(x, self.weight * self.mask, self.bias)  # the mask's VJP zeros pruned gradients (Eq. 3)
 
     def effective_weight(self):
         """m ⊙ W as an array: the weight this layer computes with."""
@@ -124,7 +124,7 @@ def magnitude_prune(model, n_keep=None, fraction=None, target_modules="all-linea
     """Keep the ``n_keep`` (or ``fraction`` of the) largest-|w| weights of the targeted Linear layers (in place).
 
     Each targeted Linear becomes a PrunedLinear whose mask stays applied
-    during any further training (Eq. 1-2 in docs/compare.md). ``target_modules``
+    during any further training (Eq. 2-3 in docs/compare.md). ``target_modules``
     follows LoraConfig's rules (names, a regex, or ``"all-linear"``: every
     Linear but the output layer). ``scope="global"`` ranks all targeted
     weights together; ``scope="layer"`` splits the budget over the layers in

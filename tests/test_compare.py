@@ -49,7 +49,7 @@ def _gpt_size(V, T, C, n_layer):
 
 
 def test_parameter_counts_follow_from_the_shapes(cli_run):
-    """Every count in the table, recomputed from the model sizes with the formulas of docs/compare.md (Eq. 7)."""
+    """Every count in the table, recomputed from the model sizes with the formulas of docs/compare.md (Eq. 1 and 8)."""
     _, _, saved = cli_run
     config = CompareConfig.quick_run()
     tokenizer, train, _ = sentiment_splits(n=config.sentiment.n_sentences, seed=0)
@@ -64,7 +64,7 @@ def test_parameter_counts_follow_from_the_shapes(cli_run):
             full = _gpt_size(V, train.x.shape[1], C, L) - V * C + 2 * C + 2
             head = extra = 2 * C + 2
         assert rows["full fine-tuning"]["params"] == result["full_size"] == full
-        budget = 6 * L * C  # Eq. (7): LoRA r=1 on q, k, v; δ on six Linears; OFT b=4 on four
+        budget = 6 * L * C  # Eq. (1): LoRA r=1 on q, k, v; δ on six Linears; OFT b=4 on four
         assert rows["output layer only"]["params"] == head
         assert rows["LoRA r=1 (q, k, v)"]["params"] == budget + extra
         assert rows["LoRA r=1 (q, k, v, tok_emb)"]["params"] == budget + V + C + extra  # an embedding adapter: r(V + C)

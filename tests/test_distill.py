@@ -1,4 +1,4 @@
-"""Knowledge distillation: the loss of Eq. (3) in docs/compare.md, its gradient and the T² factor, and training."""
+"""Knowledge distillation: the loss of Eq. (5) in docs/compare.md, its gradient and the T² factor, and training."""
 
 import numpy as np
 import pytest
@@ -47,7 +47,7 @@ def test_kl_is_zero_when_the_student_is_the_teacher():
 
 
 def test_the_soft_gradient_is_T_times_q_minus_p_and_T_squared_keeps_it_level():
-    """∂(T²·KL)/∂s = T (q − p)/N (Eq. 5), which tends to (d − mean d)/(C N) with d = s − t as T grows (Eq. 6)."""
+    """∂(T²·KL)/∂s = T (q − p)/N (Eq. 6), which tends to (d − mean d)/(C N) with d = s − t as T grows (Eq. 7)."""
     rng = np.random.default_rng(2)
     N, C = 3, 6
     s, t = rng.standard_normal((N, C)), rng.standard_normal((N, C))

@@ -1,4 +1,4 @@
-"""Magnitude pruning: the count, the choice of weights, and masks that hold through training (Eq. 1-2 in docs/compare.md)."""
+"""Magnitude pruning: the count, the choice of weights, and masks that hold through training (Eq. 2-3 in docs/compare.md)."""
 
 import numpy as np
 import pytest
@@ -98,7 +98,7 @@ def test_a_pruned_layer_is_a_linear_with_weight_m_times_w_and_its_pruned_gradien
     np.testing.assert_allclose(y.data, x.data @ (mask * W).T + b, rtol=1e-14, atol=1e-14)
     (y * y).sum().backward()
     G = 2 * y.data  # dL/dy
-    np.testing.assert_allclose(pruned.weight.grad, mask * (G.T @ x.data), rtol=1e-12, atol=1e-12)  # Eq. (2)
+    np.testing.assert_allclose(pruned.weight.grad, mask * (G.T @ x.data), rtol=1e-12, atol=1e-12)  # Eq. (3)
     assert (pruned.weight.grad[mask == 0] == 0).all()
     ml.gradcheck(lambda x: (pruned(x) ** 2).sum(), [ml.Tensor(x.data, requires_grad=True)])
 

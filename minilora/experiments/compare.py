@@ -8,7 +8,7 @@ two tasks (minilora/experiments/compare_tasks.py) and prints one table:
 * adaptation methods, from the same pretrained model, counted by their
   **trainable** parameters: full fine-tuning, the output layer alone, LoRA,
   SVDLinear (singular-value shifts δ) and OFT, the last three at one matched
-  budget (Eq. 7 in docs/compare.md);
+  budget (Eq. 1 in docs/compare.md);
 * smaller models, counted by the parameters they **store**: the pretrained
   model compressed by truncated SVD, or magnitude-pruned to the same stored
   count, then fine-tuned (masks held); and knowledge distillation from the
@@ -60,7 +60,7 @@ class CompareConfig:
     domain: DemoConfig = None  # the domain-shift task's sizes and steps (default: DemoConfig's, smaller)
     sentiment: SentimentConfig = None  # the sentiment task's sizes and steps
     compress_divisor: int = 4  # truncated SVD keeps rank n_embd / compress_divisor in every block's Linear layers
-    temperature: float = 2.0  # distillation temperature T (Eq. 3 in docs/compare.md)
+    temperature: float = 2.0  # distillation temperature T (Eq. 5 in docs/compare.md)
     alpha: float = 0.5  # weight of the soft-target term
     robustness: dict = None  # keyword arguments for adversarial.run_robustness_experiment (None: its defaults)
     run_robustness: bool = True  # False skips that experiment (and its plot)

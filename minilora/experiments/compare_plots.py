@@ -25,6 +25,7 @@ def methods_chart(path, results):
             ax.text(v, y, f" {v:.3f}  ({count})", va="center", fontsize=7.5)
         ax.set_yticks(positions, [r["method"] for r in rows], fontsize=8)
         ax.set_xlim(0, max(values) * 1.45)  # room for the labels
+        ax.set_xticks([t for t in ax.get_xticks() if t <= max(values) * 1.05])  # no accuracy ticks past 1
         ax.set_xlabel(LABELS[task["metric"]], fontsize=8.5)
         ax.set_title(f"{task['task']} (full model: {task['full_size']:,} parameters)", fontsize=10)
         ax.grid(axis="x", alpha=0.3)
