@@ -70,6 +70,8 @@ def distillation_loss(student_logits, teacher_logits, targets=None, temperature=
     The T² factor is explained in the module docstring and Eq. (6-7).
     """
     _check(temperature, alpha)
+    if tuple(teacher_logits.shape) != tuple(student_logits.shape):  # checked even when alpha = 0 leaves the teacher unused
+        raise ValueError(f"student and teacher logits must have the same shape (..., classes), got {student_logits.shape} and {tuple(teacher_logits.shape)}")
     if targets is None and alpha < 1.0:
         raise ValueError(f"targets (hard labels) are needed for the (1 - alpha) cross-entropy term; alpha={alpha} < 1")
     loss = None

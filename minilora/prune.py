@@ -43,7 +43,7 @@ class PrunedLinear(Module):
         super().__init__()
         if type(linear) is not Linear:
             raise TypeError(f"PrunedLinear wraps an nn.Linear, got {type(linear).__name__}")
-        mask = backend.asarray(mask) if not backend.is_array(mask) else mask
+        mask = mask if backend.is_array(mask) else backend.asarray(mask)
         if tuple(mask.shape) != linear.weight.shape:
             raise ValueError(f"the mask must have the weight's shape {linear.weight.shape}, got {tuple(mask.shape)}")
         if not bool(((mask == 0) | (mask == 1)).all()):

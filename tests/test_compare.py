@@ -58,11 +58,19 @@ def test_parameter_counts_follow_from_the_shapes(cli_run):
         rows = {r["method"]: r for r in result["rows"]}
         C, L = c.n_embd, c.n_layer
         if task == "domain shift":  # the demo's 70 characters; lm_head has no bias
-            V, full, head, extra = 70, _gpt_size(70, c.block_size, C, L), 70 * C, 0
+
+            def size(width):
+                return _gpt_size(70, c.block_size, width, L)
+
+            V, head, extra = 70, 70 * C, 0
         else:  # words; the classifier's head (2 classes, with bias) replaces lm_head and trains with every adapter
             V = tokenizer.vocab_size
-            full = _gpt_size(V, train.x.shape[1], C, L) - V * C + 2 * C + 2
+
+            def size(width):
+                return _gpt_size(V, train.x.shape[1], width, L) - V * width + 2 * width + 2
+
             head = extra = 2 * C + 2
+        full = size(C)
         assert rows["full fine-tuning"]["params"] == result["full_size"] == full
         budget = 6 * L * C  # Eq. (1): LoRA r=1 on q, k, v; δ on six Linears; OFT b=4 on four
         assert rows["output layer only"]["params"] == head
@@ -75,9 +83,10 @@ def test_parameter_counts_follow_from_the_shapes(cli_run):
         removed = sum(o * i - k * (o + i) for o, i in _linear_shapes(C, L))
         assert rows["truncated SVD, then fine-tuning"]["params"] == result["full_size"] - removed
         assert rows["magnitude pruning, then fine-tuning"]["params"] == result["full_size"] - removed  # the same stored count
-        student = rows["distillation into a student"]
-        assert student["params"] == rows["the student alone"]["params"]
-        assert abs(student["params"] - (result["full_size"] - removed)) < result["full_size"] - removed  # the nearest width
+        stored = result["full_size"] - removed
+        nearest = min(range(c.n_head, C, c.n_head), key=lambda w: abs(size(w) - stored))  # widths the heads divide
+        assert rows["distillation into a student"]["params"] == rows["the student alone"]["params"] == size(nearest)
+        assert rows["the student alone"]["detail"] == f"width {nearest}"
         for r in rows.values():
             assert r["percent"] == pytest.approx(100.0 * r["params"] / result["full_size"])
 

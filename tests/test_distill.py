@@ -99,8 +99,9 @@ def test_bad_arguments_are_explained():
     for a in (-0.1, 1.5, None):
         with pytest.raises(ValueError, match=r"alpha.*must be in \[0, 1\]"):
             distillation_loss(s, t, y, 2.0, a)
-    with pytest.raises(ValueError, match="same shape"):
-        distillation_loss(s, np.zeros((2, 4)), y)
+    for alpha in (0.0, 0.5):
+        with pytest.raises(ValueError, match="same shape"):
+            distillation_loss(s, np.zeros((2, 4)), y, 2.0, alpha)
     with pytest.raises(ValueError, match="targets .hard labels. are needed"):
         distillation_loss(s, t, None, 2.0, 0.5)
     with pytest.raises(TypeError, match="student_logits must be a Tensor"):
