@@ -21,7 +21,7 @@ from minilora import backend
 from minilora.autograd import ops
 from minilora.autograd.tensor import Tensor
 from minilora.lora.analysis import energy_fraction
-from minilora.lora.model import _parent_of, count_parameters, target_names
+from minilora.lora.model import count_parameters, target_names
 from minilora.nn.layers import Linear
 from minilora.nn.module import Module, Parameter, evaluating
 
@@ -298,8 +298,7 @@ def compress_model(model, rank=None, energy=None, target_modules="all-linear", s
     loss_before = None if eval_batches is None else mean_loss(model, eval_batches)
     params_before = count_parameters(model)[0]
     for name, linear, svd, k in plans:
-        parent, attr = _parent_of(model, name)
-        setattr(parent, attr, _factored(linear, svd, k))
+        model.set_submodule(name, _factored(linear, svd, k))
     loss_after = None if eval_batches is None else mean_loss(model, eval_batches)
     return CompressionReport(rows, params_before, count_parameters(model)[0], loss_before, loss_after)
 
@@ -376,8 +375,7 @@ def apply_svd_finetuning(model, target_modules="all-linear", rank=None, train_bi
         except ValueError as err:
             raise ValueError(f"{name}: {err}") from None
     for name, layer in layers.items():
-        parent, attr = _parent_of(model, name)
-        setattr(parent, attr, layer)
+        model.set_submodule(name, layer)
     model.requires_grad_(False)
     for layer in layers.values():
         layer.delta.requires_grad_(True)
@@ -389,8 +387,7 @@ def apply_svd_finetuning(model, target_modules="all-linear", rank=None, train_bi
 def merge_svd(model):
     """Replace every SVDLinear by a plain Linear holding U diag(S + δ) Vh (in place); return the model."""
     for name, layer in svd_layers(model):
-        parent, attr = _parent_of(model, name)
-        setattr(parent, attr, layer.to_linear())
+        model.set_submodule(name, layer.to_linear())
     return model
 
 

@@ -22,7 +22,6 @@ import numbers
 
 from minilora import backend
 from minilora.autograd import ops
-from minilora.lora.model import _parent_of
 from minilora.lowrank import linear_targets
 from minilora.nn.layers import Linear
 from minilora.nn.module import Module
@@ -150,8 +149,7 @@ def magnitude_prune(model, n_keep=None, fraction=None, target_modules="all-linea
     else:
         masks = [_top_mask(xp.abs(w), k) for w, k in zip(weights, _layer_shares([w.size for w in weights], keep))]
     for name, mask in zip(names, masks):
-        parent, attr = _parent_of(model, name)
-        setattr(parent, attr, PrunedLinear(model.get_submodule(name), mask))
+        model.set_submodule(name, PrunedLinear(model.get_submodule(name), mask))
     return model
 
 
@@ -161,8 +159,7 @@ def remove_pruning(model):
     The zeros stay, but nothing keeps them zero any more: training afterwards may revive them.
     """
     for name, layer in pruned_layers(model):
-        parent, attr = _parent_of(model, name)
-        setattr(parent, attr, layer.to_linear())
+        model.set_submodule(name, layer.to_linear())
     return model
 
 

@@ -248,3 +248,12 @@ def test_attention_softmax_equals_its_composition():
 def test_attention_softmax_wants_a_boolean_mask():
     with pytest.raises(TypeError, match="mask must be boolean"):
         F.attention_softmax(t64((4, 4)), np.triu(np.ones((4, 4)), 1))
+
+
+def test_set_submodule_replaces_an_existing_layer_and_refuses_a_new_path():
+    model = nn.Sequential(nn.Linear(3, 4), nn.Linear(4, 2))
+    new = nn.Linear(4, 2, bias=False)
+    model.set_submodule("1", new)
+    assert model.get_submodule("1") is new and list(model.parameters())[-1] is new.weight
+    with pytest.raises(AttributeError, match="no submodule '2'"):
+        model.set_submodule("2", nn.Linear(2, 2))

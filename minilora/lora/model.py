@@ -80,12 +80,11 @@ def apply_lora(model, config):
     if lora_layers(model):
         raise ValueError("this model already has LoRA layers; apply_lora once (or merge_and_unload first)")
     for name in target_names(model, config.target_modules):
-        parent, attr = _parent_of(model, name)
-        base = getattr(parent, attr)
+        base = model.get_submodule(name)
         lora = LORA_CLASSES[type(base)](
             base, config.r, config.lora_alpha, config.lora_dropout, config.use_rslora, config.init_lora_weights
         )
-        setattr(parent, attr, lora)
+        model.set_submodule(name, lora)
     for name in config.modules_to_save:
         model.get_submodule(name)  # a clear error for an unknown name
     object.__setattr__(model, "lora_config", config)
@@ -165,13 +164,9 @@ def merge_and_unload(model):
         warnings.simplefilter("ignore")  # already-merged layers are fine here
         merge_lora(model)
     for name, layer in lora_layers(model):
-        parent, attr = _parent_of(model, name)
-        setattr(parent, attr, layer.base)
+        model.set_submodule(name, layer.base)
     if "lora_config" in model.__dict__:
         object.__delattr__(model, "lora_config")
     return model
 
 
-def _parent_of(model, name):
-    parent_name, _, attr = name.rpartition(".")
-    return model.get_submodule(parent_name), attr

@@ -106,6 +106,18 @@ class Module:
             module = module._modules[part]
         return module
 
+    def set_submodule(self, target, module):
+        """Replace the module at a dotted path, e.g. ``model.set_submodule("blocks.0.attn.q_proj", new)``.
+
+        The way adapters, compression and pruning swap a layer for their own; the
+        path must already exist, so a typo is an error rather than a new attribute.
+        """
+        parent_name, _, name = target.rpartition(".")
+        parent = self.get_submodule(parent_name)
+        if name not in parent._modules:
+            raise AttributeError(f"{type(parent).__name__} has no submodule {name!r} (looking for {target!r})")
+        setattr(parent, name, module)
+
     # -- modes and gradients -------------------------------------------------------
     def train(self, mode=True):
         """Training mode (dropout active); ``eval()`` switches it off. Returns self."""

@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 from minilora import backend
 from minilora.autograd import ops
 from minilora.autograd.engine import no_grad
-from minilora.lora.model import _parent_of, lora_layers, target_names
+from minilora.lora.model import lora_layers, target_names
 from minilora.nn.layers import Linear
 from minilora.nn.module import Module, Parameter, freeze, unfreeze
 from minilora.orthogonal.checks import as_matrix
@@ -175,8 +175,7 @@ def apply_oft(model, config=None, **fields):
     for name in config.modules_to_save:
         model.get_submodule(name)  # a clear error for an unknown name
     for name in names:
-        parent, attr = _parent_of(model, name)
-        setattr(parent, attr, OFTLinear(getattr(parent, attr), config.r, config.block_size))
+        model.set_submodule(name, OFTLinear(model.get_submodule(name), config.r, config.block_size))
     object.__setattr__(model, "oft_config", config)
     return mark_only_oft_as_trainable(model, config.modules_to_save)
 
