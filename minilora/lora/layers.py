@@ -7,7 +7,8 @@ For a linear layer with input x,
 with s = α/r (or α/√r with rsLoRA, Kalajdzievski 2023). Only A and B train:
 r·(in + out) numbers instead of in·out (Eq. 1-2 in docs/lora.md). Because B·A is an
 ordinary matrix, it can be added into W₀ once training is done ("merging"),
-after which the layer costs exactly what the original did.
+after which the layer costs exactly what the original did: in·out multiply–adds
+per token instead of in·out + r·(in + out) (Eq. C1 in docs/math.md).
 
 Each layer keeps the original module as ``.base`` and only adds ``lora_A``,
 ``lora_B``, ``scaling`` and ``merged``, so a model's parameter names change
@@ -71,7 +72,8 @@ class LoRALayer(Module):
         return new
 
     def merge(self, safe=True):
-        """W₀ ← W₀ + s·BA, so forward no longer runs the adapter (Eq. 9 in docs/lora.md)."""
+        """W₀ ← W₀ + s·BA, so forward no longer runs the adapter (Eq. 9 in docs/lora.md)
+        and costs what the base layer alone does (for a Linear, Eq. C1 in docs/math.md)."""
         if self.merged:
             warnings.warn(f"{type(self).__name__} is already merged; merging again would add ΔW twice, so nothing was done", stacklevel=2)
             return False

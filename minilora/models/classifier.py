@@ -36,6 +36,12 @@ class ClassifierConfig:
 
 
 class TextClassifier(Module):
+    """Token ids -> class logits: embeddings, the encoder (``config.encoder``), the mean
+    of its outputs over the real tokens, h̄ = Σ_t m_t h_t / Σ_t m_t with m_t = 1 on a
+    real token and 0 on padding, and a linear head trained by cross-entropy
+    (docs/math.md §3; sentiment classification in docs/training.md).
+    """
+
     def __init__(self, config):
         super().__init__()
         if config.encoder not in ENCODERS:

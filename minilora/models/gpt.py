@@ -7,7 +7,12 @@ causal self-attention and a GELU MLP, a final LayerNorm and an untied
     L = -(1/N) Σ_i log softmax(h_i W_headᵀ)[y_i],
 
 where h_i is the final hidden state at position i and y_i the next token
-(seed 001 writes this objective with its output matrix W^o).
+(seed 001 writes this objective with its output matrix W^o). Eq. A4 in
+docs/math.md writes out the whole model. With biases (the default) it has
+
+    n_layer·(12C² + 13C) + 2C + 2VC + block_size·C
+
+parameters for width C and V tokens (Eq. A5 in docs/math.md).
 """
 
 import math
@@ -35,7 +40,7 @@ class GPTConfig:
 
 
 class MLP(Module):
-    """fc_in (C -> 4C), GELU, fc_out (4C -> C), dropout."""
+    """fc_in (C -> 4C), GELU, fc_out (4C -> C), dropout: the block's second half (Eq. A4 in docs/math.md)."""
 
     def __init__(self, config):
         super().__init__()
@@ -48,7 +53,11 @@ class MLP(Module):
 
 
 class Block(Module):
-    """x + attn(ln1(x)), then x + mlp(ln2(x)): the pre-LayerNorm residual block."""
+    """x + attn(ln1(x)), then x + mlp(ln2(x)): the pre-LayerNorm residual block (Eq. A4 in docs/math.md).
+
+    The residual sums copy the gradient straight to the block's input, whatever
+    the attention and the MLP add to it, which is what lets deep stacks train.
+    """
 
     def __init__(self, config):
         super().__init__()
@@ -66,7 +75,7 @@ class Block(Module):
 def init_transformer_weights(model, n_layer):
     """GPT-2's initialisation: N(0, 0.02) for Linear and Embedding weights, zero
     biases, and N(0, 0.02/√(2·n_layer)) for the two projections that write into
-    the residual stream, so its variance does not grow with depth."""
+    the residual stream, so its variance does not grow with depth (Eq. A4 in docs/math.md)."""
     for name, p in model.named_parameters():
         if name.endswith("bias"):
             init.zeros_(p)
@@ -95,6 +104,12 @@ def check_prompt(idx):
 
 
 class GPT(Module):
+    """The language model of Eq. A4 in docs/math.md: token and position embeddings,
+    ``config.n_layer`` Blocks, ``ln_f`` and an untied ``lm_head``, with GPT-2's
+    initialisation. ``forward(idx, targets)`` returns the logits and the mean
+    cross-entropy against ``targets`` (the next tokens); its size is Eq. A5.
+    """
+
     def __init__(self, config):
         super().__init__()
         self.config = config

@@ -42,6 +42,13 @@ class RNNConfig:
 
 
 class CharRNN(Module):
+    """Embedding, the optional projection d -> D (``config.projection``), a tanh RNN and
+    a linear head: logits z_t = W h_t + b, where the state h_t has read every token up
+    to t, trained by next-token cross-entropy (docs/math.md §3; the models table in
+    docs/training.md; the projections in docs/orthogonal.md §3).
+    ``forward(idx, targets, h0)`` returns (logits, mean cross-entropy or None).
+    """
+
     def __init__(self, config):
         super().__init__()
         if config.projection not in PROJECTIONS:

@@ -5,7 +5,7 @@ For one head with queries Q, keys K and values V (each T × d_head),
     A = softmax(Q Kᵀ / √d_head + M),    out = A V,
 
 where M is 0 on and below the diagonal and -∞ above it, so position t only
-attends to positions ≤ t. Heads run side by side
+attends to positions ≤ t (Eq. A1 in docs/math.md). Heads run side by side
 on slices of the model width and are joined by the output projection.
 The four projections are separate Linear layers named ``q_proj``, ``k_proj``,
 ``v_proj`` and ``o_proj``, so LoRA can target each one by name.
@@ -20,6 +20,14 @@ from minilora.nn.module import Module
 
 
 class CausalSelfAttention(Module):
+    """``n_head`` causal attention heads of width n_embd/n_head over (B, T, n_embd) inputs,
+    joined by ``o_proj`` (Eq. A1 in docs/math.md).
+
+    The backward is not written here: autograd composes it from the four linear
+    layers, the batched products and the one fused masked softmax (Eq. N6 in
+    docs/autograd.md). Eq. A2 in docs/math.md writes out what that computes.
+    """
+
     def __init__(self, n_embd, n_head, block_size, dropout=0.0, bias=True):
         super().__init__()
         if n_embd % n_head:

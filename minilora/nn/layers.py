@@ -20,7 +20,8 @@ class Linear(Module):
     """y = x Wᵀ + b with W of shape (out_features, in_features).
 
     PyTorch's default initialisation: W and b uniform in ±1/√in_features
-    (Kaiming-uniform with a = √5 works out to exactly this bound).
+    (Kaiming-uniform with a = √5 works out to exactly this bound). One fused op,
+    ``ops.linear``, whose backward is Eq. L1 in docs/autograd.md.
     """
 
     def __init__(self, in_features, out_features, bias=True):
@@ -38,7 +39,11 @@ class Linear(Module):
 
 
 class Embedding(Module):
-    """A table of ``num_embeddings`` vectors of size ``embedding_dim``, initialised N(0, 1)."""
+    """A table of ``num_embeddings`` vectors of size ``embedding_dim``, initialised N(0, 1).
+
+    ``forward(idx)`` looks up rows; the gradient of a row is the sum over every
+    position that looked it up (Eq. N4 in docs/autograd.md).
+    """
 
     def __init__(self, num_embeddings, embedding_dim):
         super().__init__()

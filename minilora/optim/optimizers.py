@@ -82,7 +82,8 @@ def _restore(value):
 
 
 class SGD(Optimizer):
-    """p ← p - lr·v with v ← momentum·v + (g + weight_decay·p) (PyTorch's form, no dampening)."""
+    """p ← p - lr·v with v ← momentum·v + (g + weight_decay·p) (PyTorch's form, no dampening;
+    Eq. O1 in docs/math.md)."""
 
     def __init__(self, params, lr, momentum=0.0, weight_decay=0.0):
         super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay))
@@ -104,7 +105,7 @@ class Adam(Optimizer):
     """Adam (Kingma & Ba, 2015): running means of g and g², bias-corrected.
 
         m ← β₁m + (1-β₁)g,   v ← β₂v + (1-β₂)g²,
-        p ← p - lr · (m / (1-β₁ᵗ)) / (√(v / (1-β₂ᵗ)) + eps)
+        p ← p - lr · (m / (1-β₁ᵗ)) / (√(v / (1-β₂ᵗ)) + eps)      (Eq. O2 in docs/math.md)
 
     ``weight_decay`` here is an L2 penalty added to g (PyTorch's Adam);
     for decoupled decay use AdamW.
@@ -138,7 +139,8 @@ class Adam(Optimizer):
 
 class AdamW(Adam):
     """Adam with decoupled weight decay (Loshchilov & Hutter, 2019): before the Adam
-    step, p ← p·(1 - lr·weight_decay), so the decay is not rescaled by √v."""
+    step, p ← p·(1 - lr·weight_decay), so the decay is not rescaled by √v
+    (Eq. O2 in docs/math.md)."""
 
     decoupled = True
 
@@ -147,7 +149,8 @@ class AdamW(Adam):
 
 
 def clip_grad_norm_(params, max_norm):
-    """Scale all gradients together so their global L2 norm is at most ``max_norm``.
+    """Scale all gradients together so their global L2 norm is at most ``max_norm``:
+    by max_norm / (norm + 1e-6) when the norm exceeds it (Eq. O3 in docs/math.md).
 
     Returns the norm before clipping (inf or nan if a gradient is not finite,
     which the caller should treat as a failed step, and leaves the gradients

@@ -4,7 +4,7 @@ import math
 
 
 def warmup_cosine(step, lr, warmup_steps, total_steps, min_lr=0.0):
-    """The learning rate at ``step`` (counting from 0).
+    """The learning rate at ``step`` (counting from 0; Eq. O4 in docs/math.md).
 
     Rises linearly over ``warmup_steps`` (so the first updates, made while
     Adam's moment estimates are still noisy, are small), then follows half a

@@ -43,7 +43,7 @@ class NonFiniteLossError(RuntimeError):
 
 
 def make_optimizer(model, config):
-    """AdamW that decays matrices but not biases and gains (the usual GPT-2 split)."""
+    """AdamW (Eq. O2 in docs/math.md) that decays matrices but not biases and gains (the usual GPT-2 split)."""
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError("every parameter of the model is frozen, so training would change nothing; unfreeze some first")

@@ -30,6 +30,8 @@ class Linear(Function):
         return y.reshape(x.shape[:-1] + (weight.shape[0],))
 
     def backward(self, grad):
+        """Eq. L1 in docs/autograd.md, each gradient only when needed: a frozen W skips
+        dW, half of this backward's multiply–adds (Eq. C2 in docs/math.md)."""
         x2, weight = self.saved
         g2 = grad.reshape(-1, self.out_features)  # (N, out)
         gx = (g2 @ weight).reshape(self.in_shape) if self.needs_grad[0] else None
