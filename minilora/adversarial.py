@@ -14,23 +14,19 @@ on padding (Eq. 1 in docs/adversarial.md, whose numbering the docstrings use).
 An attack leaves the model as it found it (parameters, their ``.grad`` and
 ``requires_grad``, train/eval mode); while it runs, dropout is off, so the
 same inputs always give the same δ. The last part measures accuracy under
-attack; ``run_robustness_experiment`` is its single entry point.
+attack. Training a classifier this way and the experiment that compares it
+with standard training are in minilora/experiments/robustness.py: the training
+loop is a layer above the mechanisms.
 """
 
 import contextlib
-import dataclasses
 import math
 import numbers
-import time
-from statistics import mean, stdev
 
 from minilora import backend
 from minilora.autograd.engine import no_grad, set_grad_enabled
 from minilora.autograd.tensor import Tensor
-from minilora.models import ClassifierConfig, TextClassifier
 from minilora.nn.module import Module, evaluating
-from minilora.train.classify import Split, accuracy, sentiment_splits
-from minilora.train.trainer import TrainConfig, Trainer
 
 NORMS = ("linf", "l2")
 ATTACKS = ("fgsm", "pgd")
@@ -276,26 +272,6 @@ class AdversarialTraining(Module):
         return adversarial_loss(self.model, idx, targets, eps, mask, self.norm, self.attack, self.mix, **self.pgd_options)
 
 
-def train_adversarial(model_config, train_config, eps=0.5, norm="linf", attack="fgsm", mix=0.5, relative=True, eps_warmup=0,
-                      n=20_000, seed=0, log=print, progress=True, **pgd_options):  # fmt: skip
-    """``train_classifier`` with the loss of Eq. (7); returns (model, {"val_accuracy": clean accuracy}, trainer).
-    Data, initialisation and batches are ``train_classifier``'s (``mix=0`` gives its weights bit for bit)."""
-    backend.manual_seed(train_config.seed)
-    tokenizer, train, val = sentiment_splits(n=n, seed=seed)
-    config = ClassifierConfig(vocab_size=tokenizer.vocab_size, block_size=train.x.shape[1], **model_config)
-    model = TextClassifier(config)
-    objective = AdversarialTraining(model, eps, norm, attack, mix, relative, eps_warmup, **pgd_options)
-    batch = train_config.batch_size
-    generator = backend.new_generator(train_config.seed + 1)
-    eval_sets = {
-        "train": [train.rows(backend.randint(0, len(train), (batch,), generator)) for _ in range(train_config.eval_iters)],
-        "val": [val.rows(slice(i * batch, (i + 1) * batch)) for i in range(min(train_config.eval_iters, len(val) // batch))],
-    }
-    trainer = Trainer(objective, train_config, lambda: train.rows(backend.randint(0, len(train), (batch,))), eval_sets, log=log, progress=progress)
-    trainer.fit()
-    return model, {"val_accuracy": accuracy(model, val)}, trainer
-
-
 # ----------------------------------------------------------------------------
 # Measuring robustness
 
@@ -319,86 +295,3 @@ def accuracy_under_attack(model, split, eps_values, attack="pgd", norm="linf", r
                 logits, _ = model(mask=mask, inputs_embeds=emb + delta)
             correct[i] += int((logits.data.argmax(axis=-1) == y).sum())
     return [c / len(split) for c in correct]
-
-
-# ----------------------------------------------------------------------------
-# The experiment: standard against adversarial training, accuracy against ε
-
-TRAININGS = ("standard", "adversarial")
-
-
-def robustness_train_config(seed=0):
-    """The recipe of docs/adversarial.md §7: 400 steps of batch 128, after which standard training is near 100%."""
-    return TrainConfig(max_iters=400, batch_size=128, lr=3e-3, min_lr=3e-4, warmup_iters=20, eval_interval=400, eval_iters=2, seed=seed)
-
-
-def run_robustness_experiment(seeds=(0, 1, 2), eps_values=(0.0, 0.25, 0.5, 0.75, 1.0), train_eps=0.5, norm="l2", mix=0.5,
-                              eps_warmup=200, pgd_steps=10, n_eval=500, model_config=None, train_config=None, log=print):  # fmt: skip
-    """Per seed, train a standard and an adversarial (FGSM, Eq. 7) classifier and attack both at every ε.
-
-    ε values are multiples of ρ (Eq. 8). The two runs of a seed share data, initialisation and batches;
-    they are scored on the first ``n_eval`` validation sentences under FGSM and under PGD. Returns a dict:
-    the settings, ``accuracy[training][attack]`` (a row per seed, a column per ε), per seed ``clean``
-    (validation accuracy) and ``rho`` (ρ), and ``seconds``.
-    """
-    model_config = model_config or dict(encoder="transformer", n_layer=1, n_head=4, n_embd=32)
-    train_config = train_config or robustness_train_config()
-    _, _, val = sentiment_splits()
-    val = Split(val.x[:n_eval], val.y[:n_eval], val.mask[:n_eval])
-    accuracy_table = {t: {a: [] for a in ATTACKS} for t in TRAININGS}
-    clean, rho = {t: [] for t in TRAININGS}, {t: [] for t in TRAININGS}
-    started = time.perf_counter()
-    for seed in seeds:
-        for training, weight in zip(TRAININGS, (0.0, mix)):
-            config = dataclasses.replace(train_config, seed=seed)
-            model, metrics, _ = train_adversarial(model_config, config, train_eps, norm, "fgsm", weight, eps_warmup=eps_warmup, log=lambda *_: None, progress=False)
-            clean[training].append(metrics["val_accuracy"])
-            rho[training].append(embedding_rms(model, val.x, val.mask))
-            for attack, options in (("fgsm", {}), ("pgd", {"steps": pgd_steps})):
-                accuracy_table[training][attack].append(accuracy_under_attack(model, val, eps_values, attack, norm, **options))
-            if log:
-                pgd = " ".join(f"{a:.3f}" for a in accuracy_table[training]["pgd"][-1])
-                log(f"seed {seed} {training:11s} clean {clean[training][-1]:.4f}  ρ {rho[training][-1]:.3f}  under PGD at each ε: {pgd}")
-    return dict(seeds=list(seeds), eps=list(eps_values), train_eps=train_eps, norm=norm, mix=mix, eps_warmup=eps_warmup,
-                pgd_steps=pgd_steps, n_eval=len(val), model_config=model_config, train_config=dataclasses.asdict(train_config),
-                accuracy=accuracy_table, clean=clean, rho=rho, seconds=round(time.perf_counter() - started, 1))  # fmt: skip
-
-
-def _spread(values):
-    """Mean and sample standard deviation (0 for a single seed)."""
-    return mean(values), (stdev(values) if len(values) > 1 else 0.0)
-
-
-def robustness_table(result):
-    """The result as a Markdown table, in percent: mean ± standard deviation over the seeds."""
-    lines = ["| ε / ρ | standard, FGSM | standard, PGD | adversarial, FGSM | adversarial, PGD |", "|---:|---:|---:|---:|---:|"]
-    for i, eps in enumerate(result["eps"]):
-        cells = [_spread([100.0 * row[i] for row in result["accuracy"][t][a]]) for t in TRAININGS for a in ATTACKS]
-        lines.append(f"| {eps:g} | " + " | ".join(f"{m:.1f} ± {s:.1f}" for m, s in cells) + " |")
-    return "\n".join(lines)
-
-
-def plot_robustness(result, path):
-    """Accuracy against ε/ρ, standard and adversarial training, mean ± std over seeds; saves a PNG."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg  # matplotlib only when plotting
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(6.5, 4.2), dpi=120, layout="constrained")
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    eps = result["eps"]
-    for training, color in zip(TRAININGS, ("tab:red", "tab:blue")):
-        for attack, style in (("pgd", "-"), ("fgsm", "--")):
-            stats = [_spread([row[i] for row in result["accuracy"][training][attack]]) for i in range(len(eps))]
-            ax.plot(eps, [m for m, _ in stats], style, color=color, marker="o", markersize=3, label=f"{training} training, {attack.upper()}")
-            ax.fill_between(eps, [m - s for m, s in stats], [m + s for m, s in stats], color=color, alpha=0.15)
-    ax.axvline(result["train_eps"], color="gray", linestyle=":", label=f"training radius {result['train_eps']:g}ρ")
-    ax.set_xlabel(f"attack radius ε / ρ ({result['norm'].upper()} per sentence; ρ = RMS token-embedding norm)")
-    ax.set_ylabel("validation accuracy under attack")
-    n = len(result["seeds"])
-    ax.set_title("TextClassifier, sentiment corpus: " + (f"{n} seeds, mean ± std" if n > 1 else "1 seed"))
-    ax.set_ylim(0.0, 1.02)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower left")
-    fig.savefig(path)
-    return path

@@ -5,6 +5,7 @@ import pytest
 
 import minilora as ml
 import minilora.adversarial as adv
+from minilora.experiments import robustness
 from minilora.models import ClassifierConfig, TextClassifier
 from minilora.nn import evaluating
 from minilora.train import TrainConfig
@@ -381,10 +382,10 @@ def test_train_adversarial_without_attack_is_train_classifier_bit_for_bit():
     quiet = dict(n=400, log=lambda *_: None, progress=False)
     small = dict(n_layer=1, n_head=2, n_embd=8)
     reference, _, _ = train_classifier(small, cfg, **quiet)
-    model, metrics, _ = adv.train_adversarial(small, cfg, mix=0.0, **quiet)
+    model, metrics, _ = robustness.train_adversarial(small, cfg, mix=0.0, **quiet)
     for (name, a), b in zip(reference.state_dict().items(), model.state_dict().values()):
         np.testing.assert_array_equal(a, b, err_msg=name)
-    attacked, _, _ = adv.train_adversarial(small, cfg, mix=0.5, **quiet)
+    attacked, _, _ = robustness.train_adversarial(small, cfg, mix=0.5, **quiet)
     assert not np.array_equal(attacked.head.weight.data, model.head.weight.data)  # the loss did change
     assert 0.0 <= metrics["val_accuracy"] <= 1.0
 
@@ -407,10 +408,10 @@ def test_accuracy_under_attack_at_zero_is_accuracy_and_relative_eps_scales_by_rh
 def test_the_experiment_is_train_adversarial_then_accuracy_under_attack():
     tiny = TrainConfig(max_iters=2, batch_size=16, eval_interval=2, eval_iters=1)
     small = dict(n_layer=1, n_head=2, n_embd=8)
-    result = adv.run_robustness_experiment(seeds=(0,), eps_values=(0.0, 0.5), pgd_steps=2, n_eval=40, log=None,
+    result = robustness.run_robustness_experiment(seeds=(0,), eps_values=(0.0, 0.5), pgd_steps=2, n_eval=40, log=None,
                                            model_config=small, train_config=tiny)  # fmt: skip
     assert result["n_eval"] == 40 and result["eps"] == [0.0, 0.5]
-    model, metrics, _ = adv.train_adversarial(small, tiny, eps=0.5, norm="l2", mix=0.5, eps_warmup=200, log=lambda *_: None, progress=False)
+    model, metrics, _ = robustness.train_adversarial(small, tiny, eps=0.5, norm="l2", mix=0.5, eps_warmup=200, log=lambda *_: None, progress=False)
     _, _, val = sentiment_splits()
     first = Split(val.x[:40], val.y[:40], val.mask[:40])
     assert result["clean"]["adversarial"] == [metrics["val_accuracy"]]
@@ -422,9 +423,9 @@ def test_the_experiment_is_train_adversarial_then_accuracy_under_attack():
 def test_robustness_table_and_plot_from_a_known_result(tmp_path):
     rows = {"fgsm": [[1.0, 0.5], [0.9, 0.7]], "pgd": [[1.0, 0.2], [0.9, 0.4]]}
     result = dict(eps=[0.0, 0.5], train_eps=0.5, norm="l2", seeds=[0, 1], accuracy={"standard": rows, "adversarial": rows})
-    table = adv.robustness_table(result).splitlines()
+    table = robustness.robustness_table(result).splitlines()
     assert table[3] == "| 0.5 | 60.0 ± 14.1 | 30.0 ± 14.1 | 60.0 ± 14.1 | 30.0 ± 14.1 |"
-    path = adv.plot_robustness(result, tmp_path / "robustness.png")
+    path = robustness.plot_robustness(result, tmp_path / "robustness.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

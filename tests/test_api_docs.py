@@ -41,6 +41,7 @@ MODULES = {
     "minilora.train.checkpoint": "minilora.train",
     "minilora.train.lm": "minilora.train",
     "minilora.train.classify": "minilora.train",
+    "minilora.train.distill": "minilora.train",
     "minilora.train.plots": "minilora.train",
     "minilora.train.progress": "minilora.train",
     "minilora.lora": "minilora.lora",
@@ -68,6 +69,7 @@ ENTRY_POINTS = {
     "minilora.experiments.bench_numpy": ["numpy_step"],
     "minilora.experiments.compare": ["CompareConfig", "run_compare"],
     "minilora.experiments.compare_tasks": ["DomainShiftTask", "SentimentTask"],
+    "minilora.experiments.robustness": ["train_adversarial", "run_robustness_experiment", "robustness_table", "plot_robustness"],
 }
 
 

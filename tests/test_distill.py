@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 import minilora as ml
-from minilora.distill import Distillation, distill, distillation_loss, soft_target_kl
+from minilora.distill import Distillation, distillation_loss, soft_target_kl
+from minilora.train.distill import distill
 from minilora.models import ClassifierConfig, TextClassifier
 from minilora.train import TrainConfig
 from tests.conftest import t64

@@ -17,7 +17,7 @@ two tasks (minilora/experiments/compare_tasks.py) and prints one table:
 
 Every method trains for the same number of steps on the same batches.
 
-Then the accuracy-under-attack experiment of minilora/adversarial.py (seed
+Then the accuracy-under-attack experiment of minilora/experiments/robustness.py (seed
 004), whose plot is saved beside the table. docs/compare.md shows a run and reads it.
 """
 
@@ -29,9 +29,9 @@ import platform
 import statistics
 import time
 
-from minilora import adversarial, backend
-from minilora.distill import distill
+from minilora import backend
 from minilora.experiments import compare_plots
+from minilora.experiments import robustness as robustness_experiment
 from minilora.experiments.compare_tasks import DomainShiftTask, SentimentConfig, SentimentTask, train_config
 from minilora.experiments.lora_demo import DemoConfig, _add_recovery
 from minilora.lora import LoraConfig, apply_lora, count_parameters
@@ -40,6 +40,7 @@ from minilora.nn import freeze, unfreeze
 from minilora.orthogonal import OFTConfig, apply_oft, oft_layers
 from minilora.prune import count_nonzero, magnitude_prune
 from minilora.train import TrainConfig
+from minilora.train.distill import distill
 
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj"]  # r = 1: 2C numbers per C×C layer, 3 layers: 6C per block
 OFT_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj"]  # b = 4: C/4 blocks of 6 free angles, 4 layers: 6C per block
@@ -62,7 +63,7 @@ class CompareConfig:
     compress_divisor: int = 4  # truncated SVD keeps rank n_embd / compress_divisor in every block's Linear layers
     temperature: float = 2.0  # distillation temperature T (Eq. 5 in docs/compare.md)
     alpha: float = 0.5  # weight of the soft-target term
-    robustness: dict = None  # keyword arguments for adversarial.run_robustness_experiment (None: its defaults)
+    robustness: dict = None  # keyword arguments for robustness.run_robustness_experiment (None: its defaults)
     run_robustness: bool = True  # False skips that experiment (and its plot)
     quick: bool = False  # tiny sizes, for tests
 
@@ -255,10 +256,10 @@ def run_compare(config, log=print, progress=True):
     plots = [compare_plots.methods_chart(out / "compare_methods.png", results)]
     robustness = None
     if config.run_robustness:
-        log(f"\nAccuracy under attack (minilora/adversarial.py), seeds {list(config.robustness['seeds'])}")
-        robustness = adversarial.run_robustness_experiment(**config.robustness, log=lambda line: log("  " + line))
-        log("\n" + adversarial.robustness_table(robustness))
-        plots.append(adversarial.plot_robustness(robustness, out / "compare_robustness.png"))
+        log(f"\nAccuracy under attack (minilora/experiments/robustness.py), seeds {list(config.robustness['seeds'])}")
+        robustness = robustness_experiment.run_robustness_experiment(**config.robustness, log=lambda line: log("  " + line))
+        log("\n" + robustness_experiment.robustness_table(robustness))
+        plots.append(robustness_experiment.plot_robustness(robustness, out / "compare_robustness.png"))
     result = dict(seed=config.seed, quick=config.quick, config=_jsonable(dataclasses.asdict(config)), machine=machine(),
                   tasks=results, table=table, robustness=robustness, plots=[str(p) for p in plots],
                   seconds=round(time.perf_counter() - started, 1))  # fmt: skip

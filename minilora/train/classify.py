@@ -60,11 +60,14 @@ def majority_baseline(train, val):
     return float((val.y == counts.argmax()).mean())
 
 
-def train_classifier(model_config, train_config, n=20_000, seed=0, log=print, progress=True):
+def train_classifier(model_config, train_config, n=20_000, seed=0, log=print, progress=True, objective=None):
     """Train a TextClassifier on the sentiment corpus; returns (model, metrics, trainer).
 
     ``model_config`` is a dict of ClassifierConfig fields without ``vocab_size``
-    and ``block_size``, which come from the data.
+    and ``block_size``, which come from the data. ``objective``, if given, maps
+    the classifier to the module the Trainer minimises instead, one whose
+    training loss differs but whose parameters are the classifier's (e.g.
+    adversarial training's wrapper, minilora/experiments/robustness.py).
     """
     backend.manual_seed(train_config.seed)
     tokenizer, train, val = sentiment_splits(n=n, seed=seed)
@@ -76,7 +79,8 @@ def train_classifier(model_config, train_config, n=20_000, seed=0, log=print, pr
         "train": [train.rows(backend.randint(0, len(train), (batch,), generator)) for _ in range(train_config.eval_iters)],
         "val": [val.rows(slice(i * batch, (i + 1) * batch)) for i in range(min(train_config.eval_iters, len(val) // batch))],
     }
-    trainer = Trainer(model, train_config, lambda: train.rows(backend.randint(0, len(train), (batch,))), eval_sets, log=log, progress=progress)
+    trained = model if objective is None else objective(model)
+    trainer = Trainer(trained, train_config, lambda: train.rows(backend.randint(0, len(train), (batch,))), eval_sets, log=log, progress=progress)
     trainer.fit()
     metrics = {
         "train_accuracy": accuracy(model, train),
