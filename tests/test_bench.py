@@ -66,3 +66,15 @@ def test_bench_gpu_flag_without_a_gpu_says_so(tmp_path):
         pytest.skip("a GPU is present here")
     out = subprocess.run([sys.executable, "-m", "minilora", "bench", "--quick", "--gpu", "--out", str(tmp_path)], capture_output=True, text=True, timeout=300)
     assert out.returncode == 1 and "--gpu needs CuPy and an NVIDIA GPU" in out.stderr
+
+
+def test_lora_flops_follow_eq_c3():
+    """C3 for the demo's GPT (docs/math.md): 701,568 and 507,648 multiply-adds per token."""
+    size = dict(n_embd=64, n_layer=4, n_head=4, block_size=64, batch_size=1)
+    vocab, bench.VOCAB = bench.VOCAB, 70
+    try:
+        assert bench.gpt_flops(size, "full") == 2 * 701_568 * 64
+        assert bench.gpt_flops(size, "lora") == 2 * 507_648 * 64
+        assert bench.gpt_flops(size, "inference") == 2 * 233_856 * 64  # the base model, C1 merged
+    finally:
+        bench.VOCAB = vocab

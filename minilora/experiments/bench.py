@@ -45,13 +45,21 @@ def blas_peak_gflops(n=1024, repeats=5):
     return 2 * n**3 / best / 1e9
 
 
-def gpt_flops(size, mode):
-    """Multiply-adds x 2 of one step: 2·params·tokens forward plus the two attention
-    products, and twice that again for backward when training (the usual 6N rule)."""
+def gpt_flops(size, mode, r=8):
+    """FLOPs (2 × multiply-adds) of one step, Eq. C3 in docs/math.md: forward is the
+    weights' products plus attention's two, full training adds twice that (the 6N
+    rule); a LoRA step (rank r on q_proj and v_proj) forms no frozen weight's gradient."""
     C, L, T, B = size["n_embd"], size["n_layer"], size["block_size"], size["batch_size"]
-    params = L * 12 * C * C + C * VOCAB  # blocks and lm_head; lookups cost no multiplies
-    forward = 2 * params * B * T + L * 4 * B * T * T * C
-    return forward if mode == "inference" else 3 * forward
+    weights = L * 12 * C * C + C * VOCAB  # blocks and lm_head; lookups cost no multiplies
+    forward = weights + 2 * L * T * C  # per token
+    if mode == "inference":
+        per_token = forward
+    elif mode == "full":
+        per_token = 3 * forward
+    else:  # lora: the adapters' own products, and a backward with no frozen weight's gradient
+        per_token = forward + 4 * L * r * C
+        per_token += weights + 4 * L * T * C + 8 * L * r * C - (3 * C * C + T * C + 2 * r * C)
+    return 2 * per_token * B * T
 
 
 # ----------------------------------------------------------------------------
