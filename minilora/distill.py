@@ -11,10 +11,10 @@ and the student minimises
     L = α · T² · KL(p ‖ q) + (1 − α) · CE(s, y)                    (Eq. 5 in docs/compare.md)
 
 with the hard-label cross-entropy at T = 1. The T² keeps the two terms in
-proportion as T changes. KL's gradient with respect to s is (q − p)/T per
-row, and q − p itself shrinks like 1/T, so the soft targets alone would fade
-as 1/T². With T², the gradient is T(q − p) (Eq. 6), which tends to a limit
-that does not depend on T (Eq. 7).
+proportion as T changes. With KL averaged over N rows, its gradient with
+respect to s is (q − p)/(T·N), and q − p itself shrinks like 1/T, so the soft
+targets alone would fade as 1/T². With T², the gradient is (T/N)(q − p)
+(Eq. 6), which tends to a limit that does not depend on T (Eq. 7).
 
 Everything here is composed of existing differentiable ops (log_softmax,
 mul, sub, sum), so no new primitive is needed.
