@@ -167,6 +167,11 @@ def interleaved(steps, warmup, repeats):
     return times
 
 
+def paired_ratio(a, b):
+    """The median of a/b taken pair by pair (same round), so the machine's drift cancels."""
+    return statistics.median(x / y for x, y in zip(a, b))
+
+
 def summary(seconds):
     ms = [1000 * s for s in seconds]
     return {"median_ms": statistics.median(ms), "min_ms": min(ms), "max_ms": max(ms)}
@@ -174,7 +179,7 @@ def summary(seconds):
 
 def run_bench(sizes=("small", "medium"), warmup=3, repeats=10, log=print):
     """Time every case; returns a dict with the machine's BLAS peak and one row per case."""
-    from minilora.experiments import bench_torch
+    from minilora.experiments import bench_numpy, bench_torch
 
     torch_ok = bench_torch.available()
     if not torch_ok:
@@ -194,13 +199,19 @@ def run_bench(sizes=("small", "medium"), warmup=3, repeats=10, log=print):
             steps = {"minilora": minilora_step(size, mode)}
             if torch_ok:
                 steps["torch"] = bench_torch.gpt_step(size, mode, VOCAB)
+            if mode == "full":  # the same step written out by hand: the engine's overhead is the gap
+                steps["numpy"] = bench_numpy.numpy_step(size)
             flops = gpt_flops(size, mode)
         times = interleaved(steps, warmup, repeats)
         row = {"size": size_name, "mode": mode, "minilora": summary(times["minilora"])}
         if torch_ok:
             row["torch"] = summary(times["torch"])
-            pairs = [a / b for a, b in zip(times["minilora"], times["torch"])]
-            row["ratio"] = statistics.median(pairs)  # pair by pair, so drift cancels
+            row["ratio"] = paired_ratio(times["minilora"], times["torch"])
+        if "numpy" in times:
+            row["numpy"] = summary(times["numpy"])
+            row["minilora_over_numpy"] = paired_ratio(times["minilora"], times["numpy"])
+            if torch_ok:
+                row["numpy_over_torch"] = paired_ratio(times["numpy"], times["torch"])
         if flops:
             row["gflops"] = flops / (row["minilora"]["median_ms"] / 1000) / 1e9
             row["fraction_of_peak"] = row["gflops"] / peak
@@ -209,8 +220,7 @@ def run_bench(sizes=("small", "medium"), warmup=3, repeats=10, log=print):
     extras = {}
     for size_name in sizes:
         times = interleaved(merged_inference_steps(SIZES[size_name]), warmup, repeats)
-        pairs = [m / b for m, b in zip(times["merged"], times["base"])]
-        extras[size_name] = {"merged_over_base_inference": statistics.median(pairs)}
+        extras[size_name] = {"merged_over_base_inference": paired_ratio(times["merged"], times["base"])}
         extras[size_name].update({f"peak_rss_mib_{mode}": peak_rss_mib(size_name, mode) for mode in ("full", "lora")})
         log(f"{size_name}: merged/base inference {extras[size_name]['merged_over_base_inference']:.3f}, peak RSS "
             f"full {extras[size_name]['peak_rss_mib_full']:.0f} MiB, LoRA {extras[size_name]['peak_rss_mib_lora']:.0f} MiB")  # fmt: skip
@@ -233,6 +243,12 @@ def markdown_row(row):
 
 def markdown_table(result):
     lines = [HEADER] + [markdown_row(r) for r in result["rows"]]
+    lines += ["", "| size | hand-written NumPy ms (min–max) | minilora ÷ NumPy | NumPy ÷ torch |", "|---|---:|---:|---:|"]
+    for r in result["rows"]:
+        if "numpy" in r:
+            s = r["numpy"]
+            over_torch = f"{r['numpy_over_torch']:.2f}" if "numpy_over_torch" in r else "–"
+            lines.append(f"| {r['size']} | {s['median_ms']:.1f} ({s['min_ms']:.1f}–{s['max_ms']:.1f}) | {r['minilora_over_numpy']:.2f} | {over_torch} |")
     lines += ["", "| size | merged LoRA ÷ base inference | peak RSS, full fine-tuning | peak RSS, LoRA |", "|---|---:|---:|---:|"]
     for size, e in result["by_size"].items():
         lines.append(f"| {size} | {e['merged_over_base_inference']:.3f} | {e['peak_rss_mib_full']:.0f} MiB | {e['peak_rss_mib_lora']:.0f} MiB |")
