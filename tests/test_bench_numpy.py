@@ -137,7 +137,7 @@ def test_float32_stays_float32_through_every_layer(monkeypatch):
 
         return wrapper
 
-    layers = [n for n in dir(bench_numpy) if n.endswith(("_forward", "_backward")) or n in ("row_sum", "split_heads", "merge_heads")]
+    layers = [n for n in dir(bench_numpy) if n.endswith(("_forward", "_backward")) or n in ("row_sum", "row_dot", "split_heads", "merge_heads")]
     for name in layers:
         monkeypatch.setattr(bench_numpy, name, checked(getattr(bench_numpy, name)))
     step = numpy_step(QUICK)

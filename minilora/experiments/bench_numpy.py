@@ -281,6 +281,8 @@ class NumpyGPT:
         f = linear_forward(m, *self._layer(p + "mlp.fc_in"))  # (B·T, 4C)
         g, t = gelu_forward(f)
         x += linear_forward(g, *self._layer(p + "mlp.fc_out"))
+        # for the backward: each linear layer's input (a, y, m, g), GELU's input f and
+        # tanh t, and the LayerNorm and attention caches
         return x, (a, ln1, y, attn, m, ln2, f, t, g)
 
     def _block_backward(self, p, dx, cache, grads):
@@ -297,7 +299,8 @@ class NumpyGPT:
             dx, grads[name + ".weight"], grads[name + ".bias"] = layer_norm_backward(dy, cache, P[name + ".weight"])
             return dx
 
-        dm = linear(gelu_backward(linear(dx, g, p + "mlp.fc_out"), f, t), m, p + "mlp.fc_in")
+        dg = linear(dx, g, p + "mlp.fc_out")  # (B·T, 4C)
+        dm = linear(gelu_backward(dg, f, t), m, p + "mlp.fc_in")
         dx += layer_norm(dm, ln2, p + "ln2")
         dq, dk, dv = attention_backward(linear(dx, y, p + "attn.o_proj"), attn)
         da = linear(dq, a, p + "attn.q_proj")
@@ -358,15 +361,15 @@ class NumpyTrainStep:
     ``bench._gpt(size, seed)``, then the batch drawn right after it, and AdamW
     with lr = 1e-4 and the default weight decay on every parameter, as
     ``bench._train_step`` does. ``gpt``, ``optimizer`` and ``batch`` are kept
-    for inspection.
+    for inspection; a call returns the loss before the update.
     """
 
-    def __init__(self, size, seed=0, dtype=None):
-        from minilora.experiments import bench  # here, not at the top: bench imports this module
+    def __init__(self, size, seed=0):
+        from minilora.experiments import bench  # imported here so that bench.py can import this module
 
         model = bench._gpt(size, seed)
         self.batch = backend.randint(0, bench.VOCAB, (size["batch_size"], size["block_size"]))
-        self.gpt = NumpyGPT.from_model(model, dtype)
+        self.gpt = NumpyGPT.from_model(model)
         self.optimizer = NumpyAdamW(self.gpt.params, lr=1e-4)
 
     def __call__(self):
