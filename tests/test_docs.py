@@ -27,3 +27,22 @@ def test_relative_links_resolve(page):
         if not target.exists():
             broken.append(link)
     assert not broken, f"{page.name} links to missing files: {broken}"
+
+
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_links_resolve(notebook):
+    """A reader goes README → notebook → docs: the notebooks' links must land too."""
+    import json
+
+    cells = json.loads(notebook.read_text())["cells"]
+    text = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+    broken = []
+    for link in re.findall(r"\]\(([^)\s]+)\)", text):
+        if re.match(r"[a-z]+://|#|mailto:", link):
+            continue
+        if not (notebook.parent / link.split("#")[0]).resolve().exists():
+            broken.append(link)
+    assert not broken, f"{notebook.name} links to missing files: {broken}"
