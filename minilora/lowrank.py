@@ -161,7 +161,7 @@ class FactoredLinear(Module):
 
     @classmethod
     def from_linear(cls, linear, k):
-        """The rank-k factorisation of ``linear``'s weight (the bias is copied)."""
+        """The rank-k factors U_k and diag(S_k) Vh_k of ``linear``'s weight (Eq. 7; the bias is copied)."""
         out_f, in_f = linear.weight.shape
         _check_int(k, "k", 1, min(out_f, in_f), f"a {out_f}×{in_f} weight has min(out, in) = {min(out_f, in_f)} singular values")
         return _factored(linear, _svd64(linear.weight.data), k)

@@ -56,7 +56,7 @@ class PrunedLinear(Module):
         return ops.linear(x, self.weight * self.mask, self.bias)  # the mask's VJP zeros pruned gradients (Eq. 3)
 
     def effective_weight(self):
-        """m ⊙ W as an array: the weight this layer computes with."""
+        """m ⊙ W as an array: the weight this layer computes with (Eq. 2)."""
         return self.weight.data * self.mask
 
     def to_linear(self):

@@ -1,5 +1,7 @@
 """Training a student against a teacher: the distillation loss (minilora/distill.py) run by the Trainer."""
 
+import itertools
+
 from minilora.distill import Distillation
 from minilora.train.trainer import Trainer
 
@@ -19,13 +21,7 @@ def distill(teacher, student, batches, config, eval_sets=None, temperature=2.0, 
         batches = list(batches)
         if not batches:
             raise ValueError("batches is empty; give a list of training batches or a callable that returns one")
-        position = [0]
-
-        def train_batch():
-            batch = batches[position[0] % len(batches)]
-            position[0] += 1
-            return batch
-
+        train_batch = itertools.cycle(batches).__next__  # each call: the next batch, back to the first after the last
     trainer = Trainer(Distillation(student, teacher, temperature, alpha), config, train_batch, eval_sets or {}, log=log, progress=progress)
     trainer.fit()
     return trainer
