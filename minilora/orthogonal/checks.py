@@ -16,7 +16,6 @@ from minilora.nn.init import orthonormal_columns
 
 NORMS = ("fro", "max")
 METHODS = ("qr", "polar")
-MACHINE_EPSILON = {2: 2.0**-10, 4: 2.0**-23, 8: 2.0**-52}  # float16/32/64, by the dtype's size in bytes
 
 
 def as_matrix(W, fn, dtype=None):
@@ -62,7 +61,7 @@ def default_tolerance(W):
     leaves behind (‖QᵀQ - I‖_F ≤ 3·n·ε measured for n up to 1000)."""
     data = W.data if isinstance(W, Tensor) else backend.asarray(W)
     dtype = data.dtype if backend.is_floating(data.dtype) else backend.float64
-    return 100.0 * max(data.shape) * MACHINE_EPSILON[backend.dtype(dtype).itemsize] if data.ndim else 0.0
+    return 100.0 * max(data.shape) * float(backend.xp.finfo(dtype).eps) if data.ndim else 0.0
 
 
 def is_orthogonal(W, tol=None):

@@ -82,8 +82,7 @@ class OFTLinear(Module):
         self.r, self.block_size = oft_blocks(base.in_features, r, block_size)
         self.oft_S = Parameter(backend.xp.zeros((self.r, self.block_size, self.block_size), dtype=base.weight.dtype))
         self.merged = False
-        for p in base.parameters():
-            p.requires_grad_(False)
+        freeze(base)
 
     def rotation(self):
         """The r rotation blocks (r, b, b) as a Tensor in the graph of ``oft_S``."""
@@ -198,6 +197,7 @@ def merge_oft(model):
 
 
 def unmerge_oft(model):
+    """Undo ``merge_oft``, W₀ ← (W₀Rᵀ)R = W₀ (layers not merged are left alone, with a warning)."""
     for _, layer in oft_layers(model):
         layer.unmerge()
     return model

@@ -61,15 +61,16 @@ def cayley_inverse(W):
     """
     w = as_matrix(W, "cayley_inverse")
     _check_square(w, "cayley_inverse")
-    if orthogonality_error(w) > default_tolerance(w):
+    error, tol = orthogonality_error(w), default_tolerance(w)
+    if error > tol:
         raise ValueError(
-            f"cayley_inverse: W is not orthogonal (‖WᵀW - I‖_F = {orthogonality_error(w):.3g}); "
+            f"cayley_inverse: W is not orthogonal (‖WᵀW - I‖_F = {error:.3g}); "
             "only orthogonal matrices come out of the Cayley map. Orthogonalise it first (orthogonalize(W))."
         )
     xp = backend.get_array_module(w)
     eye = xp.eye(w.shape[0], dtype=w.dtype)
     smallest = float(xp.linalg.svd(eye + w, compute_uv=False).min())
-    if smallest < default_tolerance(w):
+    if smallest < tol:
         raise ValueError(
             "cayley_inverse: W has the eigenvalue -1 (it turns some plane by 180°, or reflects: "
             f"the smallest singular value of I + W is {smallest:.3g}), which no Cayley map reaches. "
