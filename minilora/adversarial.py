@@ -133,8 +133,7 @@ def attacking(model):
     flags = [p.requires_grad for p in params]
     model.eval()
     try:
-        for p in params:
-            p.requires_grad_(False)
+        model.requires_grad_(False)
         with set_grad_enabled(True):
             yield model
     finally:

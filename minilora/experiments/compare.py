@@ -74,9 +74,7 @@ class CompareConfig:
             self.sentiment = SentimentConfig()
         self.domain = dataclasses.replace(self.domain, seed=self.seed, out=self.out)
         self.sentiment = dataclasses.replace(self.sentiment, seed=self.seed)
-        if self.robustness is None:
-            self.robustness = {}
-        self.robustness = {"seeds": tuple(self.seed + i for i in range(3)), **self.robustness}
+        self.robustness = {"seeds": tuple(self.seed + i for i in range(3)), **(self.robustness or {})}
 
     @classmethod
     def quick_run(cls, seed=0, out="minilora-compare"):
@@ -110,7 +108,8 @@ ADAPTERS = dict(zip(METHODS[3:7], (_lora(LORA_TARGETS), _lora(LORA_TARGETS + ["t
 
 
 def free_parameters(model):
-    """Trainable numbers that can change the model: an OFT block's b² entries hold only b(b-1)/2 free angles (its skew part)."""
+    """Trainable numbers that can change the model: an OFT block's b² entries hold only b(b-1)/2 free angles (its skew part),
+    the count of Eq. (1) in docs/compare.md."""
     trainable = count_parameters(model)[1]
     for _, layer in oft_layers(model):
         b = layer.block_size

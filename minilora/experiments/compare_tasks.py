@@ -49,7 +49,8 @@ class _Task:
         backend.manual_seed(self.seed)
         model = self._pretrain_model()
         backend.manual_seed(self.seed)
-        Trainer(model, self._pretrain_config(), self._pretrain_batch, {}, log=lambda *_: None, progress=self.progress).fit()
+        config = train_config(self.config.pretrain_iters, self.config.pretrain_lr, self.batch_size, self.block_size, self.seed)
+        Trainer(model, config, self._pretrain_batch, {}, log=lambda *_: None, progress=self.progress).fit()
         self._pretrained = model.state_dict()
         self.pretrain_loss = self._pretrain_loss(model)
         return time.perf_counter() - started
@@ -113,10 +114,6 @@ class DomainShiftTask(_Task):
     def _pretrain_model(self):
         return self.new_model()
 
-    def _pretrain_config(self):
-        c = self.config
-        return train_config(c.pretrain_iters, c.pretrain_lr, c.batch_size, c.block_size, c.seed)
-
     def _pretrain_loss(self, model):
         return mean_loss(model, self.val_a)
 
@@ -159,7 +156,6 @@ class SentimentTask(_Task):
         self.config, self.seed, self.progress = config, config.seed, progress
         self.tokenizer, self.train_split, self.val_split = sentiment_splits(n=config.n_sentences, seed=config.seed)
         self.batch_size, self.block_size = config.batch_size, self.train_split.x.shape[1]
-        self.train_batch = lambda: self.train_split.rows(backend.randint(0, len(self.train_split), (config.batch_size,)))
 
     def new_model(self, width=None):
         c = self.config
@@ -170,12 +166,12 @@ class SentimentTask(_Task):
         c = self.config
         return GPT(GPTConfig(self.tokenizer.vocab_size, self.block_size, c.n_layer, c.n_head, c.n_embd))
 
-    def _pretrain_config(self):
-        c = self.config
-        return train_config(c.pretrain_iters, c.pretrain_lr, c.batch_size, self.block_size, c.seed)
+    def train_batch(self):
+        """A batch of random training sentences: (x, y, mask)."""
+        return self.train_split.rows(backend.randint(0, len(self.train_split), (self.batch_size,)))
 
     def _pretrain_batch(self):
-        x, _, mask = self.train_split.rows(backend.randint(0, len(self.train_split), (self.batch_size,)))
+        x, _, mask = self.train_batch()  # next-word prediction needs no labels
         return _next_word_batch(x, mask)
 
     def _pretrain_loss(self, model):

@@ -28,8 +28,6 @@ def train_adversarial(model_config, train_config, eps=0.5, norm="linf", attack="
     return train_classifier(model_config, train_config, n=n, seed=seed, log=log, progress=progress, objective=objective)
 
 
-
-
 def robustness_train_config(seed=0):
     """The recipe of docs/adversarial.md §7: 400 steps of batch 128, after which standard training is near 100%."""
     return TrainConfig(max_iters=400, batch_size=128, lr=3e-3, min_lr=3e-4, warmup_iters=20, eval_interval=400, eval_iters=2, seed=seed)
