@@ -73,7 +73,7 @@ DEVICES = {"cpu": "numpy", "numpy": "numpy", "gpu": "cupy", "cuda": "cupy", "cup
 def use(name):
     """Select the array library for new tensors: ``"numpy"``, ``"cupy"`` or ``"fake"``."""
     global xp, _name
-    xp, _name = module_for(name), DEVICES.get(name)
+    xp, _name = module_for(name), DEVICES[name]
 
 
 def module_for(name):
@@ -101,10 +101,14 @@ def current():
     return _name
 
 
+def _is_cupy(a):
+    """Told apart by its type's module, so that asking never imports cupy."""
+    return type(a).__module__.startswith("cupy")
+
+
 def is_device_array(a):
-    """True for a cupy array (told apart by its type's module, so cupy is never
-    imported) or a fake-device array."""
-    return isinstance(a, FakeDeviceArray) or type(a).__module__.split(".")[0] == "cupy"
+    """True for a cupy array or a fake-device array."""
+    return isinstance(a, FakeDeviceArray) or _is_cupy(a)
 
 
 def get_array_module(*arrays):
@@ -113,7 +117,7 @@ def get_array_module(*arrays):
     for a in arrays:
         if isinstance(a, FakeDeviceArray):
             return fake
-        if is_device_array(a):
+        if _is_cupy(a):
             import cupy
 
             return cupy
@@ -132,7 +136,7 @@ def device_of(a):
     """Where ``a`` lives: "cpu", "gpu" (cupy) or "fake"."""
     if isinstance(a, FakeDeviceArray):
         return "fake"
-    return "gpu" if is_device_array(a) else "cpu"
+    return "gpu" if _is_cupy(a) else "cpu"
 
 
 def to_device(a, device):
@@ -257,8 +261,7 @@ class DeviceError(TypeError):
 
 
 class _Transfers:
-    forbidden = 0  # > 0 inside no_host_transfers()
-    count = 0  # reads back to the host so far (tests compare before/after)
+    forbidden = 0  # > 0 inside no_host_transfers() (blocks nest)
 
 
 @contextlib.contextmanager
@@ -279,7 +282,6 @@ def _to_host(a, what):
             "on a GPU this waits for every queued kernel. Keep the value on the device "
             "(e.g. accumulate losses in an array) and read it once, outside the step."
         )
-    _Transfers.count += 1
     return a._array
 
 
@@ -363,7 +365,7 @@ class FakeDeviceArray:
     def __iter__(self):
         return (self[i] for i in range(len(self)))
 
-    # Reads back to the host: allowed, and counted, outside no_host_transfers().
+    # Reads back to the host: allowed outside no_host_transfers(), refused inside.
     def get(self):
         return _to_host(self, "a.get()").copy()
 
@@ -390,20 +392,13 @@ class FakeDeviceArray:
 
 
 def _operator(name):
+    """``a + b``, ``-a``, ``a < b``...: numpy's operator behind the wall, a device array out."""
     return lambda self, *other: _wrap(getattr(self._array, name)(*_unwrap(other)))
 
 
-for _name_ in (
-    "add sub mul truediv floordiv mod pow matmul and or xor lshift rshift"
-).split():
-    for _form in (f"__{_name_}__", f"__r{_name_}__", f"__i{_name_}__"):
-        setattr(FakeDeviceArray, _form, _operator(_form))
-for _form in "__lt__ __le__ __gt__ __ge__ __eq__ __ne__ __neg__ __pos__ __abs__ __invert__".split():
-    setattr(FakeDeviceArray, _form, _operator(_form))
-FakeDeviceArray.__hash__ = None  # __eq__ is elementwise, as on any array
-
-
 def _inplace(name):
+    """``a += b``: numpy's in-place operator on the array behind the wall; ``a`` stays ``a``."""
+
     def method(self, other):
         getattr(self._array, name)(_unwrap(other))
         return self
@@ -411,8 +406,14 @@ def _inplace(name):
     return method
 
 
-for _name_ in "add sub mul truediv floordiv mod pow matmul and or xor".split():
-    setattr(FakeDeviceArray, f"__i{_name_}__", _inplace(f"__i{_name_}__"))
+for _op in "add sub mul truediv floordiv mod pow matmul and or xor lshift rshift".split():
+    setattr(FakeDeviceArray, f"__{_op}__", _operator(f"__{_op}__"))
+    setattr(FakeDeviceArray, f"__r{_op}__", _operator(f"__r{_op}__"))
+    setattr(FakeDeviceArray, f"__i{_op}__", _inplace(f"__i{_op}__"))
+for _op in "lt le gt ge eq ne neg pos abs invert".split():
+    setattr(FakeDeviceArray, f"__{_op}__", _operator(f"__{_op}__"))
+del _op
+FakeDeviceArray.__hash__ = None  # __eq__ is elementwise, as on any array
 
 
 class _FakeModule:

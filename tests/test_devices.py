@@ -21,19 +21,10 @@ from minilora.models import GPT, CharRNN, GPTConfig, RNNConfig, TextClassifier
 from minilora.models.classifier import ClassifierConfig
 
 
-def _gpu_present():
-    try:
-        import cupy
-
-        return cupy.cuda.runtime.getDeviceCount() > 0
-    except Exception:  # no cupy, no driver, no device: all mean "no GPU here"
-        return False
-
-
 DEVICES = [
     "numpy",
     "fake",
-    pytest.param("cupy", marks=pytest.mark.skipif(not _gpu_present(), reason="no GPU with CuPy here")),
+    pytest.param("cupy", marks=pytest.mark.skipif(not backend.gpu_available(), reason="no GPU with CuPy here")),
 ]
 
 
@@ -49,6 +40,11 @@ def device(request):
 
 def on(device, array):
     return backend.module_for(device).asarray(array)
+
+
+def device_name(device):
+    """What ``Tensor.device`` says for arrays of this backend: "cpu", "gpu" or "fake"."""
+    return {"numpy": "cpu", "cupy": "gpu"}.get(device, device)
 
 
 @contextlib.contextmanager
@@ -136,7 +132,7 @@ def run_op(device, name):
         out = fn(put, *inputs)
         cotangent = put(np.random.default_rng(1).normal(size=out.shape))
         out.backward(cotangent)
-    assert out.device == inputs[0].device == ("gpu" if device == "cupy" else ("cpu" if device == "numpy" else device))
+    assert out.device == inputs[0].device == device_name(device)
     return backend.to_numpy(out.data), [backend.to_numpy(x.grad) for x in inputs]
 
 
@@ -215,7 +211,7 @@ def test_training_step_matches_numpy_in_float32(device, kind):
     """CPU/device parity: loss and every gradient within rtol 1e-4 in float32."""
     want_losses, want_grads, _ = train_steps("numpy", kind)
     losses, grads, model = train_steps(device, kind)
-    assert {p.device for p in model.parameters()} == {"gpu" if device == "cupy" else ("cpu" if device == "numpy" else device)}
+    assert {p.device for p in model.parameters()} == {device_name(device)}
     np.testing.assert_allclose(losses, want_losses, rtol=1e-4)
     assert grads.keys() == want_grads.keys() and grads
     for name in grads:
@@ -283,9 +279,8 @@ def test_module_to_keeps_parameters_and_optimizer_state_follows(device):
     opt.zero_grad()
     model(on(device, idx), on(device, targets))[1].backward()
     opt.step()
-    expected = "gpt" if device == "cupy" else ("cpu" if device == "numpy" else device)
     for state in opt.state.values():
-        assert backend.device_of(state["exp_avg"]) == expected
+        assert backend.device_of(state["exp_avg"]) == device_name(device)
     model.to("cpu")
     assert all(p.device == "cpu" for p in model.parameters())
 
@@ -297,7 +292,7 @@ def test_state_dict_round_trip_between_devices(device):
     moved = _gpt().to(device)
     moved.load_state_dict(host.state_dict())
     for (name, a), b in zip(host.named_parameters(), moved.parameters()):
-        assert b.device == ("gpu" if device == "cupy" else ("cpu" if device == "numpy" else device)), name
+        assert b.device == device_name(device), name
         np.testing.assert_array_equal(backend.to_numpy(b.data), a.data)
 
 
@@ -322,7 +317,7 @@ def test_train_language_model_on_device_matches_numpy(device, tmp_path):
 
     model, history = run(device, tmp_path / device)
     _, expected = run("numpy", tmp_path / "numpy")
-    assert {p.device for p in model.parameters()} == {"gpu" if device == "cupy" else ("cpu" if device == "numpy" else device)}
+    assert {p.device for p in model.parameters()} == {device_name(device)}
     np.testing.assert_allclose(history, expected, rtol=1e-4)
     with using("numpy"):
         reloaded = load_model(tmp_path / device)[0]  # a device checkpoint loads on the host
