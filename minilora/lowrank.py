@@ -342,13 +342,8 @@ class SVDLinear(Module):
 
     def to_linear(self):
         """A plain nn.Linear with the merged weight and this layer's bias (for deployment)."""
-        state = backend.get_rng_state()
-        linear = Linear(self.in_features, self.out_features, bias=self.bias is not None)
-        backend.set_rng_state(state)  # its random init is overwritten: leave the seeded stream where it was
-        linear.weight.data = self.merged_weight()
-        if self.bias is not None:
-            linear.bias.data = self.bias.data.copy()
-        return linear
+        bias = None if self.bias is None else self.bias.data.copy()
+        return Linear.from_weights(self.merged_weight(), bias)
 
     def extra_repr(self):
         return f"in_features={self.in_features}, out_features={self.out_features}, rank={self.rank}"

@@ -61,13 +61,8 @@ class PrunedLinear(Module):
 
     def to_linear(self):
         """A plain nn.Linear holding m ⊙ W (and this layer's bias): the pruning made permanent."""
-        state = backend.get_rng_state()
-        linear = Linear(self.in_features, self.out_features, bias=self.bias is not None)
-        backend.set_rng_state(state)  # its random init is overwritten: leave the seeded stream where it was
-        linear.weight = self.weight
-        linear.weight.data = self.effective_weight()
-        linear.bias = self.bias
-        return linear
+        self.weight.data = self.effective_weight()
+        return Linear.from_weights(self.weight, self.bias)  # the same Parameters, so optimizers keep them
 
     def extra_repr(self):
         kept = int((self.mask != 0).sum())

@@ -257,3 +257,16 @@ def test_set_submodule_replaces_an_existing_layer_and_refuses_a_new_path():
     assert model.get_submodule("1") is new and list(model.parameters())[-1] is new.weight
     with pytest.raises(AttributeError, match="no submodule '2'"):
         model.set_submodule("2", nn.Linear(2, 2))
+
+
+def test_linear_from_weights_wraps_what_it_is_given_and_draws_nothing():
+    w, b = np.arange(6.0).reshape(2, 3), np.ones(2)
+    ml.manual_seed(3)
+    layer = nn.Linear.from_weights(w, b)
+    after = ml.backend.randn((2,))
+    ml.manual_seed(3)
+    assert np.array_equal(after, ml.backend.randn((2,)))  # the seeded stream was left where it was
+    assert (layer.in_features, layer.out_features) == (3, 2) and layer.weight.requires_grad
+    np.testing.assert_allclose(layer(ml.Tensor(np.eye(3))).data, w.T + b)
+    kept = nn.Parameter(w)
+    assert nn.Linear.from_weights(kept).weight is kept and nn.Linear.from_weights(kept).bias is None

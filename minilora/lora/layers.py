@@ -44,8 +44,7 @@ class LoRALayer(Module):
         self.scaling = lora_scaling(r, lora_alpha, use_rslora)
         self.lora_dropout = Dropout(lora_dropout)
         self.merged = False
-        for p in base.parameters():
-            p.requires_grad_(False)
+        base.requires_grad_(False)  # the pretrained layer stays as it is
 
     def delta_weights(self):
         """{name of a base weight: the array s·BA to add to it}, computed without a graph."""

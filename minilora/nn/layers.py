@@ -31,6 +31,18 @@ class Linear(Module):
         self.weight = Parameter(uniform((out_features, in_features), bound))
         self.bias = Parameter(uniform((out_features,), bound)) if bias else None
 
+    @classmethod
+    def from_weights(cls, weight, bias=None):
+        """A Linear around given weights (out_features, in_features) and bias: Parameters
+        are used as they are, arrays are wrapped. It draws no random numbers, so the
+        seeded stream is left where it was (how merged or pruned layers are unloaded)."""
+        layer = cls.__new__(cls)
+        Module.__init__(layer)
+        layer.out_features, layer.in_features = weight.shape
+        layer.weight = weight if isinstance(weight, Parameter) else Parameter(weight)
+        layer.bias = bias if bias is None or isinstance(bias, Parameter) else Parameter(bias)
+        return layer
+
     def forward(self, x):
         return ops.linear(x, self.weight, self.bias)
 
