@@ -128,13 +128,14 @@ def _print_sample(model, tokenizer, prompt, n_tokens, temperature, top_k):
 
 
 def demo(args):
-    """The main job: pretrain on domain A, adapt to domain B with LoRA and friends, analyse."""
+    """The main job: adapt the shipped base with LoRA and friends, in both regimes, and analyse."""
     from minilora.experiments.lora_demo import DemoConfig, run_demo
 
-    config = DemoConfig.quick(seed=args.seed, out=args.out) if args.quick else DemoConfig(seed=args.seed, out=args.out)
+    config = DemoConfig(seed=args.seed, out=args.out, quick=args.quick, all=args.all)
     started = time.perf_counter()
-    print(f"minilora {ml.__version__}: LoRA from the ground up (seed {args.seed}{', quick' if args.quick else ''})")
-    run_demo(config)
+    mode = ", quick smoke test" if args.quick else (", every row" if args.all else "")
+    print(f"minilora {ml.__version__}: LoRA where its premise holds, and where it does not (seed {args.seed}{mode})")
+    run_demo(config, progress=sys.stderr.isatty())
     print(f"\nTotal time {time.perf_counter() - started:.0f} s. The method and these results are explained in docs/lora.md.")
     return 0
 
@@ -180,8 +181,8 @@ def pretrain(args):
     from minilora.experiments import pretrain as recipe
 
     if args.export:
-        sha = recipe.export_base(args.out, args.export)
-        print(f"exported {args.out} to {args.export}/shakespeare.npz (sha256 {sha})")
+        npz_sha, json_sha = recipe.export_base(args.out, args.export)
+        print(f"exported {args.out} to {args.export}/shakespeare.npz (sha256 {npz_sha}) and shakespeare.json (sha256 {json_sha})")
         return 0
     print(f"minilora {ml.__version__}: pretraining the base model into {args.out}"
           f"{' (resuming)' if args.resume else ''}; about two hours on 2 cores")
@@ -273,9 +274,10 @@ def _demo_options(p, defaults=True):
     """The demo's flags; the subcommand's copy has no defaults, so flags given before
     the word `demo` are not overwritten by it."""
     default = (lambda value: value) if defaults else (lambda value: argparse.SUPPRESS)
-    p.add_argument("--quick", action="store_true", default=default(False), help="tiny sizes, a few seconds (for tests)")
+    p.add_argument("--quick", action="store_true", default=default(False), help="a smoke test of seconds; its numbers mean nothing")
+    p.add_argument("--all", action="store_true", default=default(False), help="every row of every task and the §7 adapters (about half an hour)")
     p.add_argument("--seed", type=int, default=default(0), help="random seed (default: 0)")
-    p.add_argument("--out", default=default("minilora-demo"), help="directory for plots and adapters (default: ./minilora-demo)")
+    p.add_argument("--out", default=default("minilora-demo"), help="directory for demo.json and the plots (default: ./minilora-demo)")
 
 
 def _tour_options(p):
