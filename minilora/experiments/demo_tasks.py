@@ -155,20 +155,23 @@ def teacher_task(base, tokenizer, config, rank=2, strength=None):
 
 
 def planted_similarity(model, planted):
-    """Mean over the planted layers of φ between an adapter's A and ΔW*'s row space.
+    """Mean over the planted layers of φ between the adapter's update and ΔW* (Eq. 11 in docs/lora.md).
 
-    φ = ‖V_Aᵀ V*‖²_F / rank(ΔW*), with V_A the right singular vectors of the
-    adapter's A and V* those of ΔW*: 1 when the adapter's input subspace holds
-    all of ΔW*'s, about rank·r/d for unrelated random subspaces.
+    φ = ‖V_kᵀ V*‖²_F / k, with V* the k right singular vectors of ΔW* (its input
+    subspace, k = 2) and V_k the top k of the adapter's learned update
+    ΔW = s·BA: 1 when the update reads exactly the planted directions, about
+    k/d for an unrelated subspace. The update, not A alone: after a few
+    steps A is still mostly its random start, and B carries what was learned.
     """
     values = []
     for name, delta in planted.items():
         layer = model.get_submodule(name)
-        if not hasattr(layer, "lora_A"):
+        if not hasattr(layer, "delta_weights"):
             continue
-        va = right_singular_vectors(layer.lora_A.data)          # (in, r)
-        vs = right_singular_vectors(delta)[:, : _rank(delta)]   # (in, rank of ΔW*)
-        values.append(float(((va.T @ vs) ** 2).sum()) / vs.shape[1])
+        k = _rank(delta)
+        learned = right_singular_vectors(layer.delta_weights()["weight"])[:, :k]  # (in, k)
+        target = right_singular_vectors(delta)[:, :k]                              # (in, k)
+        values.append(float(((learned.T @ target) ** 2).sum()) / k)
     return sum(values) / len(values) if values else float("nan")
 
 

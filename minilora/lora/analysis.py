@@ -53,7 +53,7 @@ def amplification_factor(delta_w, w, r):
 
     The LoRA paper (§7.3) asks how strongly the update amplifies directions
     that W already has: it projects W onto ΔW's own r-dimensional input and
-    output subspaces and compares norms (Eq. 12 in docs/lora.md). A large
+    output subspaces and compares norms (Eq. 15 in docs/lora.md). A large
     factor means ΔW boosts directions W uses only weakly, instead of
     repeating W's top directions; the paper finds about 20 at r = 4 for
     GPT-3's query and value updates.
