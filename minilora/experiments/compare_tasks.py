@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from minilora import backend
 from minilora.data import CharTokenizer, two_domain_corpus
-from minilora.lowrank import mean_loss
+from minilora.models.common import mean_loss
 from minilora.models import GPT, ClassifierConfig, GPTConfig, TextClassifier
 from minilora.train import TrainConfig, Trainer
 from minilora.train.classify import accuracy, sentiment_splits

@@ -18,7 +18,8 @@ from minilora import backend
 from minilora.autograd import ops
 from minilora.autograd.tensor import Tensor
 from minilora.nn.module import Module, Parameter
-from minilora.orthogonal.checks import as_matrix, default_tolerance, orthogonality_error
+from minilora.matrices import as_matrix
+from minilora.orthogonal.checks import default_tolerance, orthogonality_error
 
 
 def _eye_like(S):
