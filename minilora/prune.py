@@ -22,7 +22,7 @@ import numbers
 
 from minilora import backend
 from minilora.autograd import ops
-from minilora.lowrank import linear_targets
+from minilora.adapters import linear_targets
 from minilora.nn.layers import Linear
 from minilora.nn.module import Module
 
