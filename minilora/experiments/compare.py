@@ -33,9 +33,10 @@ from minilora import backend
 from minilora.experiments import compare_plots
 from minilora.experiments import robustness as robustness_experiment
 from minilora.experiments.compare_tasks import DomainShiftTask, SentimentConfig, SentimentTask, train_config
-from minilora.experiments.lora_demo import DemoConfig, _add_recovery
-from minilora.lora import LoraConfig, apply_lora, count_parameters
-from minilora.lowrank import apply_svd_finetuning, compress_model, linear_targets
+from minilora.experiments.lora_demo import DemoConfig, add_recovery
+from minilora.adapters import count_parameters, linear_targets
+from minilora.lora import LoraConfig, apply_lora
+from minilora.lowrank import SVDConfig, apply_svd_finetuning, compress_model
 from minilora.nn import freeze, unfreeze
 from minilora.orthogonal import OFTConfig, apply_oft, oft_layers
 from minilora.prune import count_nonzero, magnitude_prune
@@ -95,7 +96,7 @@ def _lora(targets):
 
 
 def _svd(model, keep):
-    apply_svd_finetuning(model, "all-linear")  # every Linear but the output layer: δ has min(in, out) = C numbers each
+    apply_svd_finetuning(model, SVDConfig(target_modules="all-linear"))  # every Linear but the output layer: δ has min(in, out) = C numbers each
     unfreeze(model, [f"{name}.*" for name in keep])
     return model
 
@@ -194,7 +195,7 @@ def run_task(task, config, log=print):
     trainer, seconds = _timed(lambda: task.train(student, iters, c.pretrain_lr))
     add("the student alone", "stored", student.num_parameters(), student, seconds, trainer, f"width {width}")
     if task.metric == "loss_b":
-        _add_recovery(rows)
+        add_recovery(rows)
     return dict(task=task.name, metric=task.metric, higher_is_better=task.higher_is_better, full_size=full_size,
                 pretrain_seconds=pretrain_seconds, pretrain_loss=task.pretrain_loss, rows=rows)  # fmt: skip
 

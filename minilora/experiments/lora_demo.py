@@ -128,7 +128,7 @@ def run_demo(config, log=print, progress=True):
         rows.append(dict(method=name, trainable=trainable if setup else 0, percent=pct if setup else 0.0, loss_b=losses["B"], loss_a=losses["A"],
                          step_ms=step_ms, stored_bytes=_stored_size(model, name, out, setup is not None)))  # fmt: skip
         models[name] = model
-    _add_recovery(rows)
+    add_recovery(rows)
 
     # 3. The table.
     table = markdown_table(rows)
@@ -185,7 +185,7 @@ def _slug(name):
     return "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-").replace("--", "-")
 
 
-def _add_recovery(rows):
+def add_recovery(rows):
     """recovery = (loss_none - loss_method) / (loss_none - loss_full): the share of full FT's gain (Eq. 10 in docs/lora.md)."""
     none = next(r for r in rows if r["method"] == "no adaptation")["loss_b"]
     full = next(r for r in rows if r["method"] == "full fine-tuning")["loss_b"]
