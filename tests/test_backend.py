@@ -67,6 +67,12 @@ def test_importing_minilora_does_not_import_cupy():
     assert out.stdout.strip() == "False"
 
 
+def test_importing_the_trainer_does_not_import_matplotlib():
+    code = "import sys, minilora, minilora.train, minilora.lora, minilora.lowrank; print('matplotlib' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
 def test_asking_for_missing_cupy_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "cupy", None)  # makes `import cupy` fail here
     with pytest.raises(RuntimeError, match=r"pip install 'minilora\[gpu\]'"):
