@@ -9,6 +9,7 @@ import pytest
 
 import minilora as ml
 from minilora import nn
+from minilora.autograd.ops import layers as F
 from minilora.lora import (
     LoraConfig,
     LoRAEmbedding,
@@ -25,16 +26,11 @@ from minilora.lora import (
     save_adapter,
     unmerge_lora,
 )
-from minilora.autograd.ops import layers as F
 from minilora.models import GPT, CharRNN, GPTConfig, RNNConfig
-from tests.conftest import t64
+from tests.helpers import t64
+from tests.helpers import tiny_gpt as gpt
 
 IDX = np.random.default_rng(0).integers(0, 11, size=(2, 6))
-
-
-def gpt(dtype="float64", seed=0):
-    ml.manual_seed(seed)
-    return GPT(GPTConfig(vocab_size=11, block_size=8, n_layer=2, n_head=2, n_embd=8)).to_dtype(dtype)
 
 
 def randomize_adapters(model, seed=1):
