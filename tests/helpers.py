@@ -39,3 +39,21 @@ def tiny_gpt(dtype="float64", seed=0, vocab_size=11, block_size=8, n_layer=2, n_
     """
     ml.manual_seed(seed)
     return GPT(GPTConfig(vocab_size=vocab_size, block_size=block_size, n_layer=n_layer, n_head=n_head, n_embd=n_embd)).to_dtype(dtype)
+
+
+LORA_IDX = np.random.default_rng(0).integers(0, 11, size=(2, 6))  # token ids for tiny_gpt's 11 tokens
+
+
+def randomize_adapters(model, seed=1):
+    """Non-identity adapters: random B (and A), so B·A ≠ 0."""
+    rng = np.random.default_rng(seed)
+    for name, p in model.named_parameters():
+        if name.split(".")[-1].startswith("lora_"):
+            p.data = rng.normal(scale=0.3, size=p.shape).astype(p.dtype)
+    return model
+
+
+def lora_outputs(model, idx=LORA_IDX):
+    """A model's logits on ``idx``, as a copied array, without a graph."""
+    with ml.no_grad():
+        return model(idx)[0].data.copy()
