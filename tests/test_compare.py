@@ -59,14 +59,14 @@ def test_parameter_counts_follow_from_the_shapes(cli_run):
         C, L = c.n_embd, c.n_layer
         if task == "domain shift":  # the demo's 70 characters; lm_head has no bias
 
-            def size(width):
+            def size(width, c=c, L=L):
                 return _gpt_size(70, c.block_size, width, L)
 
             V, head, extra = 70, 70 * C, 0
         else:  # words; the classifier's head (2 classes, with bias) replaces lm_head and trains with every adapter
             V = tokenizer.vocab_size
 
-            def size(width):
+            def size(width, V=V, L=L):
                 return _gpt_size(V, train.x.shape[1], width, L) - V * width + 2 * width + 2
 
             head = extra = 2 * C + 2

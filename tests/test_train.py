@@ -7,7 +7,6 @@ import sys
 import numpy as np
 import pytest
 
-import minilora as ml
 from minilora import backend
 from minilora.data import two_domain_corpus
 from minilora.train import NonFiniteLossError, TrainConfig, load_checkpoint

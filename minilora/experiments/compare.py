@@ -30,11 +30,11 @@ import statistics
 import time
 
 from minilora import backend
+from minilora.adapters import count_parameters, linear_targets
 from minilora.experiments import compare_plots
 from minilora.experiments import robustness as robustness_experiment
 from minilora.experiments.compare_tasks import DomainShiftTask, SentimentConfig, SentimentTask, train_config
 from minilora.experiments.lora_demo import DemoConfig, add_recovery
-from minilora.adapters import count_parameters, linear_targets
 from minilora.lora import LoraConfig, apply_lora
 from minilora.lowrank import SVDConfig, apply_svd_finetuning, compress_model
 from minilora.nn import freeze, unfreeze

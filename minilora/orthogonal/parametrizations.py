@@ -17,8 +17,8 @@ parameter, whose ``weight()`` is W and whose forward is seed 002's Y = XW.
 from minilora import backend
 from minilora.autograd import ops
 from minilora.autograd.tensor import Tensor
-from minilora.nn.module import Module, Parameter
 from minilora.matrices import as_matrix
+from minilora.nn.module import Module, Parameter
 from minilora.orthogonal.checks import default_tolerance, orthogonality_error
 
 

@@ -119,7 +119,7 @@ class Trainer:
         losses = self.evaluate()
         entry = {"step": self.step, **{f"{k}_loss": v for k, v in losses.items()}, "elapsed": round(elapsed, 2)}
         self.history.append(entry)
-        self.log("step {:5d}  ".format(self.step) + "  ".join(f"{k} loss {v:.4f}" for k, v in losses.items()))
+        self.log(f"step {self.step:5d}  " + "  ".join(f"{k} loss {v:.4f}" for k, v in losses.items()))
         if all(math.isfinite(v) for v in losses.values()) and self.checkpoint:
             self.save()
             self.last_saved_step = self.step
