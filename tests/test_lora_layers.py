@@ -7,7 +7,7 @@ import pytest
 
 import minilora as ml
 from minilora import nn
-from minilora.autograd.ops import layers as F
+from minilora.autograd.ops import layer_ops as F
 from minilora.lora import (
     LoraConfig,
     LoRAEmbedding,
