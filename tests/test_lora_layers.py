@@ -1,4 +1,4 @@
-"""LoRA layers (minilora/lora/layers.py): identity at init, merge equivalence, rank, scaling,
+"""LoRA layers (minilora/lora/lora_layers.py): identity at init, merge equivalence, rank, scaling,
 frozen weights untouched, gradients, and LoRA on embeddings and RNNs."""
 
 

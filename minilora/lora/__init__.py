@@ -6,7 +6,7 @@
 
 from minilora.adapters import count_parameters
 from minilora.lora.io import load_adapter, save_adapter
-from minilora.lora.layers import LoRAEmbedding, LoRALayer, LoRALinear, LoRARNN, lora_scaling
+from minilora.lora.lora_layers import LoRAEmbedding, LoRALayer, LoRALinear, LoRARNN, lora_scaling
 from minilora.lora.model import (
     LoraConfig,
     apply_lora,

@@ -12,7 +12,7 @@ import pathlib
 
 from minilora import backend
 from minilora.fileio import atomic_write
-from minilora.lora.layers import lora_scaling
+from minilora.lora.lora_layers import lora_scaling
 from minilora.lora.model import LoraConfig, apply_lora, is_adapter_parameter, lora_layers, lora_state_dict, target_names
 
 # Fields that change the function an adapter computes; lora_dropout only matters while training.

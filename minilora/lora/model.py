@@ -10,7 +10,7 @@ import warnings
 from dataclasses import asdict, dataclass, field
 
 from minilora import adapters
-from minilora.lora.layers import LoRAEmbedding, LoRALayer, LoRALinear, LoRARNN, check_lora_options
+from minilora.lora.lora_layers import LoRAEmbedding, LoRALayer, LoRALinear, LoRARNN, check_lora_options
 from minilora.nn.layers import RNN, Embedding, Linear
 
 LORA_CLASSES = {Linear: LoRALinear, Embedding: LoRAEmbedding, RNN: LoRARNN}
