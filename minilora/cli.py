@@ -167,7 +167,7 @@ def compare(args):
     """Seed 003's comparison: LoRA, its relatives, compression, pruning and distillation, in one table."""
     from minilora.experiments.compare import CompareConfig, run_compare
 
-    config = CompareConfig.quick_run(args.seed, args.out) if args.quick else CompareConfig(seed=args.seed, out=args.out)
+    config = CompareConfig.quick(args.seed, args.out) if args.quick else CompareConfig(seed=args.seed, out=args.out)
     started = time.perf_counter()
     print(f"minilora {ml.__version__}: comparing adaptation and compression methods (seed {args.seed}{', quick' if args.quick else ''})")
     run_compare(config, progress=sys.stderr.isatty())

@@ -42,7 +42,7 @@ MODULES = {
     "minilora.train.checkpoint": "minilora.train",
     "minilora.train.lm": "minilora.train",
     "minilora.train.classify": "minilora.train",
-    "minilora.train.distill": "minilora.train",
+    "minilora.train.student": "minilora.train",
     "minilora.train.plots": "minilora.train",
     "minilora.train.progress": "minilora.train",
     "minilora.matrices": "minilora.matrices",

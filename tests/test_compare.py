@@ -51,7 +51,7 @@ def _gpt_size(V, T, C, n_layer):
 def test_parameter_counts_follow_from_the_shapes(cli_run):
     """Every count in the table, recomputed from the model sizes with the formulas of docs/compare.md (Eq. 1 and 8)."""
     _, _, saved = cli_run
-    config = CompareConfig.quick_run()
+    config = CompareConfig.quick()
     tokenizer, train, _ = sentiment_splits(n=config.sentiment.n_sentences, seed=0)
     for task, c in (("domain shift", config.domain), ("sentiment", config.sentiment)):
         result = saved["tasks"][task]
@@ -102,7 +102,7 @@ def test_recovery_is_the_share_of_full_fine_tunings_gain(cli_run):
 
 def test_the_same_seed_gives_the_same_metrics(cli_run, tmp_path):
     _, _, saved = cli_run
-    config = CompareConfig.quick_run(out=str(tmp_path))
+    config = CompareConfig.quick(out=str(tmp_path))
     config.run_robustness = False  # minilora/adversarial.py's own tests check that it is deterministic
     again = run_compare(config, log=lambda *_: None, progress=False)
 

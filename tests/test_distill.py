@@ -7,7 +7,7 @@ import minilora as ml
 from minilora.distill import Distillation, distillation_loss, soft_target_kl
 from minilora.models import ClassifierConfig, TextClassifier
 from minilora.train import TrainConfig
-from minilora.train.distill import distill
+from minilora.train.student import distill
 from tests.helpers import t64
 
 
