@@ -50,7 +50,7 @@ def tour(args):
                 p.data -= args.lr * p.grad
         if step % max(1, args.steps // 5) == 0:
             print(f"   step {step:4d}   loss {loss.item():.4f}")
-    accuracy = float((logits.argmax(axis=-1).data == labels).mean())
+    accuracy = float((logits.argmax(dim=-1).data == labels).mean())
     print(f"   accuracy {accuracy:.0%} on XOR after {args.steps} steps ({time.perf_counter() - start:.2f} s)\n")
 
     print("Next: the derivations in docs/autograd.md, and `python -m pytest` for the full test suite.")
