@@ -10,6 +10,8 @@ import pytest
 from minilora.experiments.compare import METHODS, OFT_BLOCK, CompareConfig, run_compare
 from minilora.train.classify import sentiment_splits
 
+pytestmark = pytest.mark.slow  # one run of the comparison, shared by every test here
+
 
 @pytest.fixture(scope="module")
 def cli_run(tmp_path_factory):

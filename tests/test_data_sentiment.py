@@ -3,6 +3,7 @@
 import re
 
 import numpy as np
+import pytest
 
 from minilora.data import (
     NEGATIVE_WORDS,
@@ -95,6 +96,7 @@ def _bag_of_words(sentences, vocab):
     return X
 
 
+@pytest.mark.slow  # fits a classifier on 20,000 reviews
 def test_a_bag_of_words_classifier_stays_far_from_perfect(reviews):
     """Naive Bayes and logistic regression on word counts: order matters here."""
     sentences = [s for s, _ in reviews]

@@ -6,6 +6,8 @@ import sys
 
 import pytest
 
+pytestmark = pytest.mark.slow  # one run of the demo, shared by every test here
+
 
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory):
