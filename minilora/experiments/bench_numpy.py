@@ -361,7 +361,7 @@ class NumpyTrainStep:
     Built like ``bench.minilora_step(size, "full", seed)``: the GPT from
     ``bench_gpt(size, seed)``, then the batch drawn right after it, and AdamW
     with lr = 1e-4 and the default weight decay on every parameter, as
-    ``bench._train_step`` does. ``gpt``, ``optimizer`` and ``batch`` are kept
+    the benchmark's training step does. ``gpt``, ``optimizer`` and ``batch`` are kept
     for inspection; a call returns the loss before the update.
     """
 
