@@ -13,8 +13,9 @@ imports another.
 * ``AdapterLayer``: a frozen ``base`` layer plus a trainable change, and what
   merging means for every adapter: the change is folded into ``base``'s own
   weights, in place, after which forward costs what ``base`` alone does;
-  ``unmerge`` takes it back out (reversible, because W₀ is recovered exactly by
-  subtracting ΔW for LoRA and by the inverse rotation Rᵀ⁻¹ = R for OFT).
+  ``unmerge`` takes it back out, to rounding: LoRA subtracts ΔW = s·BA, OFT
+  multiplies by R, since (W₀Rᵀ)R = W₀. (An SVDLinear keeps no dense weight to
+  merge into; ``lowrank.merge_svd`` replaces it by a plain Linear.)
 * ``adapter_layers``, ``merge_adapters``, ``unmerge_adapters``: the loops over a model.
 * ``resolve_config``: one calling shape, ``apply_x(model, config)`` or the
   config's fields as keywords.
