@@ -50,7 +50,7 @@ def tour(args):
                 p.data -= args.lr * p.grad
         if step % max(1, args.steps // 5) == 0:
             print(f"   step {step:4d}   loss {loss.item():.4f}")
-    accuracy = float((logits.argmax(axis=-1).data == labels).mean())
+    accuracy = float((logits.argmax(dim=-1).data == labels).mean())
     print(f"   accuracy {accuracy:.0%} on XOR after {args.steps} steps ({time.perf_counter() - start:.2f} s)\n")
 
     print("Next: the derivations in docs/autograd.md, and `python -m pytest` for the full test suite.")
@@ -98,6 +98,7 @@ def sample(args):
 def evaluate(args):
     """Mean cross-entropy of a checkpoint on a corpus (every full block, no sampling)."""
     from minilora.data import load_corpus
+    from minilora.models.common import mean_loss
     from minilora.train.lm import load_model
 
     model, tokenizer, meta = load_model(args.ckpt)
@@ -108,15 +109,14 @@ def evaluate(args):
     n_blocks = (len(ids) - 1) // block
     if n_blocks < 1:
         raise SystemExit(f"error: {args.data} has {len(ids)} tokens, fewer than one block of {block + 1}")
-    total, count = 0.0, 0
-    with ml.no_grad():
-        for start in range(0, n_blocks, args.batch_size):
-            rows = range(start, min(start + args.batch_size, n_blocks))
-            x = backend.xp.stack([ids[r * block : (r + 1) * block] for r in rows])
-            y = backend.xp.stack([ids[r * block + 1 : (r + 1) * block + 1] for r in rows])
-            total += model(x, y)[1].item() * x.size
-            count += x.size
-    loss = total / count
+    batches = []
+    for start in range(0, n_blocks, args.batch_size):
+        rows = range(start, min(start + args.batch_size, n_blocks))
+        x = backend.xp.stack([ids[r * block : (r + 1) * block] for r in rows])  # (rows, block)
+        y = backend.xp.stack([ids[r * block + 1 : (r + 1) * block + 1] for r in rows])  # (rows, block): the next tokens
+        batches.append((x, y))
+    sizes = [x.size for x, _ in batches]  # a smaller last batch counts by its tokens
+    loss, count = mean_loss(model, batches, sizes), sum(sizes)
     print(f"{args.data}: {count:,} tokens, loss {loss:.4f} nats/token, perplexity {math.exp(loss):.2f}")
     return 0
 
@@ -168,7 +168,7 @@ def compare(args):
     """Seed 003's comparison: LoRA, its relatives, compression, pruning and distillation, in one table."""
     from minilora.experiments.compare import CompareConfig, run_compare
 
-    config = CompareConfig.quick_run(args.seed, args.out) if args.quick else CompareConfig(seed=args.seed, out=args.out)
+    config = CompareConfig.quick(args.seed, args.out) if args.quick else CompareConfig(seed=args.seed, out=args.out)
     started = time.perf_counter()
     print(f"minilora {ml.__version__}: comparing adaptation and compression methods (seed {args.seed}{', quick' if args.quick else ''})")
     run_compare(config, progress=sys.stderr.isatty())
@@ -266,7 +266,7 @@ def _train_parser(commands):
     p.add_argument("--dropout", type=float, default=0.0, help="dropout probability (default: 0.0)")
     g = p.add_argument_group("optimisation")
     for f in dataclasses.fields(TrainConfig):
-        g.add_argument("--" + f.name.replace("_", "-"), type=type(f.default), default=f.default, help=f"{_field_help(f.name)} (default: {f.default})")
+        g.add_argument("--" + f.name.replace("_", "-"), type=type(f.default), default=f.default, help=f"{f.metadata['help']} (default: {f.default})")
 
 
 
@@ -286,18 +286,6 @@ def _tour_options(p):
     p.add_argument("--lr", type=float, default=0.5, help="SGD learning rate (default: 0.5)")
 
 
-def _field_help(name):
-    """The comment after a TrainConfig field, as its --help text."""
-    import inspect
-
-    from minilora.train import trainer
-
-    for line in inspect.getsource(trainer.TrainConfig).splitlines():
-        if line.strip().startswith(f"{name}:") and "#" in line:
-            return line.split("#", 1)[1].strip()
-    return name
-
-
 COMMANDS = {None: demo, "demo": demo, "tour": tour, "train": train, "sample": sample, "eval": evaluate, "bench": bench, "compare": compare,
             "pretrain": pretrain}
 
@@ -306,10 +294,11 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     from minilora.train import NonFiniteLossError
 
+    # What minilora raises on purpose: ValueError for input it refuses, FileNotFoundError for a
+    # missing file, NonFiniteLossError for a run that diverged. These are the user's to fix, so
+    # they are said without a traceback; anything else is a bug and keeps its traceback.
     try:
         return COMMANDS[args.command](args)
-    except (ValueError, TypeError, FileNotFoundError, KeyError, NonFiniteLossError) as err:
-        # Bad input is the user's to fix: say what is wrong, without a traceback.
-        message = err.args[0] if isinstance(err, KeyError) and err.args else err  # KeyError quotes its text
-        print(f"error: {message}", file=sys.stderr)
+    except (ValueError, FileNotFoundError, NonFiniteLossError) as err:
+        print(f"error: {err}", file=sys.stderr)
         return 1

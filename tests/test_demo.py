@@ -25,6 +25,7 @@ def demo_run(tmp_path_factory):
     return result, out
 
 
+@pytest.mark.slow  # shares one run of the demo
 def test_the_quick_demo_runs_and_says_it_is_a_smoke_test(demo_run):
     result, _ = demo_run
     assert result.returncode == 0, result.stderr
@@ -34,6 +35,7 @@ def test_the_quick_demo_runs_and_says_it_is_a_smoke_test(demo_run):
         assert f"== {task}" in result.stdout
 
 
+@pytest.mark.slow  # shares one run of the demo
 def test_demo_json_has_the_documented_keys(demo_run):
     _, out = demo_run
     result = json.loads((out / "demo.json").read_text())
@@ -51,6 +53,7 @@ def test_demo_json_has_the_documented_keys(demo_run):
         assert task["merge_max_diff"] < 1e-4
 
 
+@pytest.mark.slow  # shares one run of the demo
 def test_the_demo_counts_lora_parameters_honestly(demo_run):
     _, out = demo_run
     task = json.loads((out / "demo.json").read_text())["tasks"][0]

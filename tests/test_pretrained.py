@@ -5,8 +5,8 @@ import shutil
 import pytest
 
 from minilora import pretrained
-from minilora.fileio import sha256_file
 from minilora.experiments import pretrain as recipe
+from minilora.fileio import sha256_file
 
 
 @pytest.fixture(scope="module")

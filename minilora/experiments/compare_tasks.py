@@ -23,8 +23,8 @@ from dataclasses import dataclass
 
 from minilora import backend
 from minilora.data import CharTokenizer, two_domain_corpus
-from minilora.lowrank import mean_loss
 from minilora.models import GPT, ClassifierConfig, GPTConfig, TextClassifier
+from minilora.models.common import mean_loss
 from minilora.train import TrainConfig, Trainer
 from minilora.train.classify import accuracy, sentiment_splits
 from minilora.train.lm import encode_corpus, lm_batches

@@ -22,10 +22,10 @@ import dataclasses
 from minilora import backend
 from minilora.autograd.engine import no_grad
 from minilora.data import get_batch, load_plays
+from minilora.distill import soft_target_kl
 from minilora.experiments.pretrain import PRETRAIN_GENRES
 from minilora.lora.analysis import right_singular_vectors
 from minilora.models import build_model
-from minilora.distill import soft_target_kl
 from minilora.nn.module import Module
 
 

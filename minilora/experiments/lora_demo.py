@@ -35,9 +35,9 @@ from minilora.experiments import demo_plots
 from minilora.experiments.demo_tasks import TASKS, planted_similarity
 from minilora.fileio import atomic_write
 from minilora.lora import LoraConfig, apply_lora, count_parameters, lora_layers, merge_lora, unmerge_lora
-from minilora.lowrank import mean_loss
 from minilora.lora.analysis import amplification_factor, energy_fraction, singular_values, subspace_similarity
 from minilora.models import build_model
+from minilora.models.common import mean_loss
 from minilora.nn import freeze, unfreeze
 from minilora.train import TrainConfig, Trainer
 

@@ -17,11 +17,10 @@ import json
 import pathlib
 
 from minilora import backend
-from minilora.data import CharTokenizer, Tokenizer
-from minilora.data import plays
+from minilora.data import CharTokenizer, Tokenizer, plays
 from minilora.fileio import atomic_write, sha256_file
-from minilora.lowrank import mean_loss
 from minilora.models import build_model
+from minilora.models.common import mean_loss
 from minilora.train import TrainConfig, Trainer
 from minilora.train import checkpoint as ckpt
 from minilora.train.lm import lm_batches

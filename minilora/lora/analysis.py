@@ -15,26 +15,14 @@
 """
 
 from minilora import backend
+from minilora.matrices import energy_fraction, singular_values, svd
 
-
-def singular_values(matrix):
-    """σ₁ ≥ σ₂ ≥ ... of a 2-D array, in float64."""
-    xp = backend.get_array_module(matrix)
-    return xp.linalg.svd(matrix.astype(backend.float64), compute_uv=False)
-
-
-def energy_fraction(sigma, k):
-    """Σ_{i≤k} σᵢ² / Σ_i σᵢ²: the share of ‖ΔW‖²_F in the top k directions (Eckart–Young)."""
-    energy = sigma * sigma
-    total = float(energy.sum())
-    return float(energy[:k].sum()) / total if total > 0 else 0.0
+__all__ = ["singular_values", "energy_fraction", "right_singular_vectors", "subspace_similarity"]
 
 
 def right_singular_vectors(a):
     """The right singular vectors of ``a`` (r × d) as columns of a d × r array, strongest first."""
-    xp = backend.get_array_module(a)
-    _, _, vt = xp.linalg.svd(a.astype(backend.float64), full_matrices=False)
-    return vt.T
+    return svd(a)[2].T
 
 
 def subspace_similarity(a1, a2):
