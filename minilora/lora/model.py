@@ -10,6 +10,7 @@ import re
 import warnings
 from dataclasses import asdict, dataclass, field
 
+from minilora import validate
 from minilora.lora.layers import INITS, LoRAEmbedding, LoRALayer, LoRALinear, LoRARNN
 from minilora.nn.layers import RNN, Embedding, Linear
 
@@ -29,19 +30,30 @@ class LoraConfig:
     modules_to_save: list = field(default_factory=list)  # modules kept fully trainable and saved (e.g. a classifier head)
 
     def __post_init__(self):
-        if self.bias not in ("none", "all", "lora_only"):
-            raise ValueError(f"bias must be 'none', 'all' or 'lora_only', got {self.bias!r}")
-        if self.init_lora_weights not in INITS:
-            raise ValueError(f"init_lora_weights must be one of {INITS}, got {self.init_lora_weights!r}")
-        if not isinstance(self.r, int) or self.r < 1:
-            raise ValueError(f"r must be a positive integer, got {self.r!r}")
-        if not self.lora_alpha > 0:
-            raise ValueError(f"lora_alpha must be positive (the update is scaled by alpha/r), got {self.lora_alpha!r}")
-        if not 0.0 <= self.lora_dropout < 1.0:
-            raise ValueError(f"lora_dropout must be in [0, 1), got {self.lora_dropout!r}")
+        name = type(self).__name__
+        validate.choice(name, "bias", self.bias, ("none", "all", "lora_only"))
+        validate.choice(name, "init_lora_weights", self.init_lora_weights, INITS)
+        validate.integer(name, "r", self.r, 1)
+        validate.number(name, "lora_alpha", self.lora_alpha, 0, low_open=True)  # the update is scaled by alpha/r
+        validate.number(name, "lora_dropout", self.lora_dropout, 0, 1, high_open=True)
+        validate.choice(name, "use_rslora", self.use_rslora, (True, False))
+        if isinstance(self.target_modules, str):
+            try:
+                re.compile(self.target_modules)
+            except re.error as err:
+                raise ValueError(f"{name}.target_modules {self.target_modules!r} is not a valid regular expression ({err})") from err
+        elif not _names(self.target_modules):
+            raise TypeError(f"{name}.target_modules must be a list of module names, a regular expression or 'all-linear', got {self.target_modules!r}")
+        if not _names(self.modules_to_save, empty_ok=True):
+            raise TypeError(f"{name}.modules_to_save must be a list of module names, got {self.modules_to_save!r}")
 
     def to_dict(self):
         return asdict(self)
+
+
+def _names(value, empty_ok=False):
+    """Is ``value`` a list (or tuple) of strings, non-empty unless ``empty_ok``?"""
+    return isinstance(value, (list, tuple)) and (empty_ok or len(value) > 0) and all(isinstance(v, str) for v in value)
 
 
 def target_names(model, target_modules):

@@ -3,6 +3,8 @@
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from minilora.fileio import atomic_write
+
 
 def plot_history(history, path, title="loss"):
     """Plot train and validation loss against the step from a Trainer's history; save a PNG."""
@@ -20,5 +22,5 @@ def plot_history(history, path, title="loss"):
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path)
+    atomic_write(path, lambda f: fig.savefig(f, format="png"))  # a kill mid-save leaves the old plot
     return path
