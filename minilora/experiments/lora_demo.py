@@ -22,7 +22,7 @@ from minilora import backend
 from minilora.autograd.engine import no_grad
 from minilora.data import CharTokenizer, two_domain_corpus
 from minilora.experiments import demo_plots
-from minilora.lora import LoraConfig, apply_lora, count_parameters, merge_lora, save_adapter, unmerge_lora
+from minilora.lora import LoraConfig, apply_lora, count_parameters, merge_lora, save_adapter, unmerge_lora, weights_path
 from minilora.lora.analysis import energy_fraction, singular_values, subspace_similarity
 from minilora.models import GPT, GPTConfig
 from minilora.nn import freeze, unfreeze
@@ -176,7 +176,7 @@ def _stored_size(model, name, out, adapted):
         return 0
     if getattr(model, "lora_config", None) is not None:
         directory = save_adapter(model, out / "adapters" / _slug(name))
-        return os.path.getsize(directory / "adapter.npz")
+        return os.path.getsize(weights_path(directory))
     # Full fine-tuning and seed 001's split store every trainable parameter, as float32.
     return sum(p.size * p.data.itemsize for p in model.parameters() if p.requires_grad)
 

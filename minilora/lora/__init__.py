@@ -4,11 +4,12 @@
     apply_lora(model, LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"]))
 """
 
-from minilora.lora.io import load_adapter, save_adapter
+from minilora.lora.io import load_adapter, save_adapter, weights_path
 from minilora.lora.layers import LoRAEmbedding, LoRALayer, LoRALinear, LoRARNN, lora_scaling
 from minilora.lora.model import (
     LoraConfig,
     apply_lora,
+    base_fingerprint,
     count_parameters,
     lora_layers,
     lora_state_dict,
@@ -23,5 +24,5 @@ __all__ = [
     "LoraConfig", "apply_lora", "LoRALinear", "LoRAEmbedding", "LoRARNN", "LoRALayer",
     "mark_only_lora_as_trainable", "lora_state_dict", "merge_lora", "unmerge_lora",
     "merge_and_unload", "save_adapter", "load_adapter", "count_parameters", "lora_layers",
-    "target_names", "lora_scaling",
+    "target_names", "lora_scaling", "weights_path", "base_fingerprint",
 ]  # fmt: skip

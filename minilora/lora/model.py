@@ -6,11 +6,12 @@ Embedding or RNN by its LoRA version, in place, and leaves only the adapter
 follow PEFT and loralib, so the same config reads the same there.
 """
 
+import hashlib
 import re
 import warnings
 from dataclasses import asdict, dataclass, field
 
-from minilora import validate
+from minilora import backend, validate
 from minilora.lora.layers import INITS, LoRAEmbedding, LoRALayer, LoRALinear, LoRARNN
 from minilora.nn.layers import RNN, Embedding, Linear
 
@@ -91,7 +92,9 @@ def apply_lora(model, config):
     """Wrap the targeted layers of ``model`` in LoRA layers (in place) and return it."""
     if lora_layers(model):
         raise ValueError("this model already has LoRA layers; apply_lora once (or merge_and_unload first)")
-    for name in target_names(model, config.target_modules):
+    targets = target_names(model, config.target_modules)
+    fingerprint = base_fingerprint(model, targets)  # before PiSSA rewrites any base weight
+    for name in targets:
         base = model.get_submodule(name)
         lora = LORA_CLASSES[type(base)](
             base, config.r, config.lora_alpha, config.lora_dropout, config.use_rslora, config.init_lora_weights
@@ -100,8 +103,25 @@ def apply_lora(model, config):
     for name in config.modules_to_save:
         model.get_submodule(name)  # a clear error for an unknown name
     object.__setattr__(model, "lora_config", config)
+    object.__setattr__(model, "lora_base_fingerprint", fingerprint)
     mark_only_lora_as_trainable(model, config.bias, config.modules_to_save)
     return model
+
+
+def base_fingerprint(model, names):
+    """The sha256 of the frozen weights of the modules ``names`` (their names, dtypes,
+    shapes and bytes): it identifies the base an adapter was trained on. A LoRA
+    layer contributes its ``base``; biases are left out, since ``bias="all"`` trains them."""
+    digest = hashlib.sha256()
+    for name in sorted(names):
+        module = model.get_submodule(name)
+        module = module.base if isinstance(module, LoRALayer) else module
+        for leaf, p in sorted(module.named_parameters()):
+            if leaf.startswith("weight"):
+                data = backend.to_numpy(p.data)
+                digest.update(f"{name}.{leaf} {data.dtype.str} {data.shape};".encode())
+                digest.update(data.tobytes())
+    return digest.hexdigest()
 
 
 def lora_layers(model):
@@ -179,6 +199,9 @@ def merge_and_unload(model):
         model.set_submodule(name, layer.base)
     if "lora_config" in model.__dict__:
         object.__delattr__(model, "lora_config")
+    if "lora_base_fingerprint" in model.__dict__:  # remembered so load_adapter can refuse merging the same adapter twice
+        merged = model.__dict__.get("merged_lora_fingerprints", []) + [model.__dict__.pop("lora_base_fingerprint")]
+        object.__setattr__(model, "merged_lora_fingerprints", merged)
     return model
 
 
