@@ -256,8 +256,9 @@ def _check_npy_size(archive, info):
         read_header = numpy.lib.format.read_array_header_1_0 if major == 1 else numpy.lib.format.read_array_header_2_0
         shape, _, dtype = read_header(member)
         claimed = int(numpy.prod(shape, dtype=object)) * dtype.itemsize
-        if claimed > info.file_size:
-            raise ValueError(f"{info.filename} claims shape {shape} ({claimed:,} bytes) but holds {info.file_size:,} bytes")
+        stored = info.file_size - member.tell()  # the bytes after the header
+        if claimed > stored:
+            raise ValueError(f"{info.filename} claims shape {shape} ({claimed:,} bytes) but holds {stored:,} bytes")
 
 
 # ----------------------------------------------------------------------------

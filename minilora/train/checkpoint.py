@@ -5,8 +5,8 @@ A checkpoint directory holds
 * ``config.json``: the model's kind and config, the tokenizer, the step, the
   optimizer's hyperparameters and step counts, the random generator's state,
   the loss history, the name and sha256 of the arrays file that belongs to
-  it, and a manifest: ``files``, the names minilora wrote here, and
-  ``pending``, names it is about to write;
+  it, and a manifest: ``files``, the names of this checkpoint, and
+  ``pending``, arrays files minilora is about to write or to delete;
 * ``arrays-<step>.npz``: the parameters (``model/<name>``) and the optimizer's
   moment arrays (``optim/<i>/<key>``).
 
@@ -15,8 +15,9 @@ arrays file in ``pending``; the arrays are written under that name; then
 ``config.json`` switches to them, by ``os.replace`` (atomic on POSIX and
 Windows). A crash at any point leaves ``config.json`` naming a complete arrays
 file, the new one or the old one, and every file minilora may have left is
-listed in it. Only then are older arrays files deleted, and only names the
-manifest lists: a file minilora did not write is never touched. The sha256
+listed in it. Only then are older arrays files deleted (they stay listed in
+``pending`` until they are gone), and only names the manifest lists: a file
+minilora did not write is never touched. The sha256
 ties the two files together, so arrays from another run, or a damaged file,
 are refused on load.
 """
@@ -78,12 +79,14 @@ def save_checkpoint(directory, model, kind, model_config, tokenizer=None, optimi
     _write_json(directory / CONFIG, {**(old_meta or {"kind": kind}), "pending": sorted(set(old_meta.get("pending", [])) | {name})})
     # 2. The arrays, complete and fsynced, under their own name.
     atomic_write(directory / name, lambda f: backend.save_npz(f, arrays))
-    # 3. Switch to them.
-    meta.update(arrays=name, arrays_sha256=file_sha256(directory / name), files=sorted({CONFIG, name, *files}), pending=[])
+    # 3. Switch to them. The older arrays stay listed (in pending) until they are gone, so
+    #    a kill between this switch and their deletion leaves nothing unaccounted for.
+    current = sorted({CONFIG, name, *files})
+    stale = sorted(n for n in owned - set(current) if re.fullmatch(ARRAYS, n) and (directory / n).exists())
+    meta.update(arrays=name, arrays_sha256=file_sha256(directory / name), files=current, pending=stale)
     _write_json(directory / CONFIG, meta)
-    for stale in sorted(owned - set(meta["files"])):
-        if re.fullmatch(ARRAYS, stale):  # config.json and plots are replaced, never deleted
-            (directory / stale).unlink(missing_ok=True)
+    for old in stale:  # only arrays: config.json and plots are replaced, never deleted
+        (directory / old).unlink(missing_ok=True)
     for litter in directory.iterdir():
         if is_temp_file(litter.name, OWN_FILES):  # half-written files a kill left behind
             litter.unlink(missing_ok=True)
@@ -100,7 +103,7 @@ def read_manifest(directory):
         meta = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    if not isinstance(meta, dict) or "kind" not in meta or not (isinstance(meta.get("arrays"), str) or "pending" in meta):
+    if not isinstance(meta, dict) or "kind" not in meta or not (isinstance(meta.get("arrays"), str) or ("arrays" not in meta and "pending" in meta)):
         return None
     files = meta.get("files", [CONFIG, meta["arrays"], "loss.png"] if "arrays" in meta else [CONFIG])  # before manifests
     return meta, {f for f in [*files, *meta.get("pending", [])] if isinstance(f, str) and re.fullmatch(OWN_FILES, f)}
@@ -119,7 +122,7 @@ def load_checkpoint(directory):
         raise FileNotFoundError(f"no checkpoint in {directory}: {CONFIG} is missing (train one with `python -m minilora train --out {directory}`)")
     meta = read_config(directory)
     name = meta.get("arrays")
-    if name is None and "pending" in meta:
+    if "arrays" not in meta and "pending" in meta:
         raise CheckpointError(directory, "the run there has not finished its first checkpoint yet (it was stopped before its first evaluation)")
     if not isinstance(name, str) or not re.fullmatch(ARRAYS, name):
         raise CheckpointError(directory, f"{CONFIG} names the arrays file {name!r}; only a bare name like arrays-0000010.npz, inside the directory, is accepted")
