@@ -52,6 +52,8 @@ MODULES = {
     "minilora.prune": "minilora.prune",
     "minilora.distill": "minilora.distill",
     "minilora.fileio": "minilora.fileio",
+    "minilora.validate": "minilora.validate",
+    "minilora.train.rundir": "minilora.train",
 }
 
 # classes whose public members are part of the API -> the section that lists them
