@@ -418,3 +418,19 @@ def test_a_read_only_directory_from_the_command_line(tmp_path):
     finally:
         run.chmod(0o755)
     assert result.returncode == 1 and "Traceback" not in result.stderr and "Permission denied" in result.stderr
+
+
+def test_the_command_line_reports_each_refusal_in_one_line(saved, tmp_path):
+    def cli(*args):
+        result = subprocess.run([sys.executable, "-m", "minilora", *args], capture_output=True, text=True, timeout=120)
+        assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+        return result.stderr
+
+    run = copy_run(saved[0], tmp_path / "run")
+    train_args = ["train", "--data", "builtin:domain_a", "--max-iters", "1"]
+    assert "holds a checkpoint (step 6); continue it with --resume, replace it with --overwrite" in cli(*train_args, "--out", str(run))
+    assert "the output directory is an empty string" in cli(*train_args, "--out", "")
+    (tmp_path / "file").write_text("x")
+    assert "is a file, not a directory" in cli(*train_args, "--out", str(tmp_path / "file"))
+    (run / "config.json").write_text("[]")
+    assert f"cannot read checkpoint {run}: config.json holds a JSON list" in cli("sample", "--ckpt", str(run))

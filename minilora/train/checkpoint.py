@@ -163,12 +163,17 @@ def reading(directory):
 
 
 def model_from_checkpoint(directory, meta, arrays):
-    """The model a checkpoint describes, holding its weights.
+    """The model a checkpoint describes, holding its weights (sizes checked first, by checked_config)."""
+    model_cls, config = checked_config(directory, meta, arrays)
+    with reading(directory):
+        model = model_cls(config)
+        restore_model(model, arrays)
+    return model
 
-    The config's parameter count is compared with the arrays file before the
-    model is built, so a config edited to claim a huge model (n_embd: 200000)
-    is refused instead of allocating what it claims.
-    """
+
+def checked_config(directory, meta, arrays):
+    """(model class, config) of a checkpoint, its parameter count compared with the arrays file
+    first: a config edited to claim a huge model (n_embd: 200000) is refused, not allocated."""
     from minilora.models import MODEL_KINDS
 
     with reading(directory):
@@ -177,13 +182,11 @@ def model_from_checkpoint(directory, meta, arrays):
         model_cls, config_cls = MODEL_KINDS[meta["kind"]]
         config = config_cls(**meta["model_config"])
         claimed, stored = config.num_parameters(), stored_parameter_count(arrays)
-        if claimed != stored:
-            raise CheckpointError(
-                directory, f"{CONFIG} describes a {meta['kind']} of {claimed:,} parameters but {meta['arrays']} holds {stored:,}; the two files do not belong together"
-            )
-        model = model_cls(config)
-        restore_model(model, arrays)
-    return model
+    if claimed != stored:
+        raise CheckpointError(
+            directory, f"{CONFIG} describes a {meta['kind']} of {claimed:,} parameters but {meta['arrays']} holds {stored:,}; the two files do not belong together"
+        )
+    return model_cls, config
 
 
 def restore_model(model, arrays):

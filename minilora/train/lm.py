@@ -48,7 +48,7 @@ def train_language_model(kind, model_config, text, train_config, out=None, token
         meta, arrays = ckpt.load_checkpoint(out)
         kind, model_config = meta["kind"], meta["model_config"]
         tokenizer = _tokenizer(out, meta)
-        ckpt.model_from_checkpoint(out, meta, arrays)  # refuse sizes the arrays do not hold before building below
+        ckpt.checked_config(out, meta, arrays)  # refuse sizes the arrays do not hold before building below
     tokenizer, train_ids, val_ids = encode_corpus(text, tokenizer)
     model_config = {**model_config, "vocab_size": tokenizer.vocab_size}
     model = build_model(kind, model_config)
