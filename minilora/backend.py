@@ -245,7 +245,7 @@ def load_npz(path):
                 _check_npy_size(archive, info)
         with numpy.load(path, allow_pickle=False) as f:
             return {name: f[name] for name in f.files}
-    except Exception as err:  # noqa: BLE001 - reading untrusted bytes: every failure means "unreadable"
+    except Exception as err:  # reading untrusted bytes: every failure means "unreadable"
         raise ValueError(f"{path} is not a readable .npz file of plain arrays ({type(err).__name__}: {err})") from err
 
 

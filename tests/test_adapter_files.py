@@ -12,7 +12,14 @@ import numpy as np
 import pytest
 
 import minilora as ml
-from minilora.lora import LoraConfig, apply_lora, load_adapter, merge_and_unload, save_adapter, weights_path
+from minilora.lora import (
+    LoraConfig,
+    apply_lora,
+    load_adapter,
+    merge_and_unload,
+    save_adapter,
+    weights_path,
+)
 from minilora.lora import io as adapter_io
 from minilora.models import GPT, GPTConfig
 

@@ -209,7 +209,7 @@ def test_kill_loop_every_round_resumes_from_a_loadable_checkpoint(tmp_path):
         if round_ == 0:
             for name, data in user_files.items():
                 (tmp_path / name).write_bytes(data)
-        meta, arrays = load_checkpoint(tmp_path)  # every round loads...
+        meta = load_checkpoint(tmp_path)[0]  # every round loads...
         assert meta["step"] >= last_step  # ...and never goes back
         last_step = meta["step"]
         model, _, _ = load_model(tmp_path)
@@ -319,7 +319,7 @@ def test_every_one_byte_corruption_and_truncation_is_one_clear_error(saved, tmp_
     expected = load_checkpoint(run)[1]
     rng = np.random.default_rng(0)
     n = len(original)
-    headers = [*range(0, 64), *range(n - 96, n)]  # the first zip and npy headers, the central directory
+    headers = [*range(64), *range(n - 96, n)]  # the first zip and npy headers, the central directory
     for with_checksum, positions in ((True, rng.integers(0, n, 30)), (False, [*headers, *rng.integers(0, n, 60)])):
         if not with_checksum:
             meta = json.loads((run / "config.json").read_text())

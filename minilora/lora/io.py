@@ -23,7 +23,15 @@ import re
 from minilora import backend
 from minilora.fileio import atomic_write, is_temp_file
 from minilora.lora.layers import lora_scaling
-from minilora.lora.model import LoraConfig, _is_adapter_parameter, apply_lora, base_fingerprint, lora_layers, lora_state_dict, target_names
+from minilora.lora.model import (
+    LoraConfig,
+    _is_adapter_parameter,
+    apply_lora,
+    base_fingerprint,
+    lora_layers,
+    lora_state_dict,
+    target_names,
+)
 
 # Fields that change the function an adapter computes; lora_dropout only matters while training.
 MUST_MATCH = ("r", "lora_alpha", "use_rslora", "init_lora_weights", "target_modules", "bias", "modules_to_save")
