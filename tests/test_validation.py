@@ -80,6 +80,20 @@ def test_rnn_and_classifier_configs_check_their_fields():
         ClassifierConfig(vocab_size=5, block_size=4, encoder="lstm")
 
 
+def test_the_experiment_configs_check_their_fields():
+    from minilora.experiments.compare import CompareConfig
+    from minilora.experiments.lora_demo import DemoConfig
+
+    with pytest.raises(ValueError, match=r"DemoConfig.seed must be an integer >= 0, got -1"):
+        DemoConfig(seed=-1)
+    with pytest.raises(ValueError, match=r"DemoConfig.out is an empty string"):
+        DemoConfig(out="")
+    with pytest.raises(ValueError, match=r"DemoConfig.lora_lr must be a finite number in \[0, inf\)"):
+        DemoConfig(lora_lr=-1.0)
+    with pytest.raises(ValueError, match=r"DemoConfig.seed must be an integer >= 0, got -2"):
+        CompareConfig(seed=-2)  # its tasks take the seed from it
+
+
 @pytest.mark.parametrize(
     "fields, error, message",
     [

@@ -18,7 +18,7 @@ import os
 import pathlib
 import statistics
 
-from minilora import backend
+from minilora import backend, validate
 from minilora.autograd.engine import no_grad
 from minilora.data import CharTokenizer, two_domain_corpus
 from minilora.experiments import demo_plots
@@ -45,6 +45,16 @@ class DemoConfig:
     pretrain_lr: float = 2e-3  # peak learning rate of pretraining
     full_lr: float = 1e-3  # peak learning rate of full fine-tuning and seed 001's split
     lora_lr: float = 1e-2  # peak learning rate of the LoRA runs (small factors tolerate, and need, more)
+
+    def __post_init__(self):
+        name = type(self).__name__
+        validate.integer(name, "seed", self.seed, 0)
+        for field in ("n_layer", "n_head", "n_embd", "block_size", "batch_size", "pretrain_iters", "adapt_iters", "eval_iters"):
+            validate.integer(name, field, getattr(self, field), 1)
+        for field in ("pretrain_lr", "full_lr", "lora_lr"):
+            validate.number(name, field, getattr(self, field), 0)
+        if not str(self.out).strip():
+            raise ValueError(f"{name}.out is an empty string; name a directory for the plots and adapters (--out DIR)")
 
     @classmethod
     def quick(cls, **overrides):
