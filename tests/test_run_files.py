@@ -434,3 +434,10 @@ def test_the_command_line_reports_each_refusal_in_one_line(saved, tmp_path):
     assert "is a file, not a directory" in cli(*train_args, "--out", str(tmp_path / "file"))
     (run / "config.json").write_text("[]")
     assert f"cannot read checkpoint {run}: config.json holds a JSON list" in cli("sample", "--ckpt", str(run))
+
+
+def test_a_trainer_may_fit_again_into_the_directory_it_wrote(tmp_path):
+    _, _, trainer = train(tmp_path, max_iters=3)
+    trainer.config.max_iters = 6  # continue the same run in the same process
+    trainer.fit()
+    assert load_checkpoint(tmp_path)[0]["step"] == 6

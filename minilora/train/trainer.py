@@ -88,6 +88,7 @@ class Trainer:
         self.step_seconds = []  # the duration of each training step (no evaluation, no saving)
         self.last_saved_step = None  # the step of the newest checkpoint written
         self._lock = None  # the open lock file of the checkpoint directory while this run holds it
+        self._resumed = False  # resume() loaded the checkpoint this run continues
 
     # -- evaluation --------------------------------------------------------------
     def evaluate(self):
@@ -98,7 +99,8 @@ class Trainer:
     # -- the loop ----------------------------------------------------------------
     def fit(self):
         """Train until ``max_iters``; returns the history. Raises NonFiniteLossError on nan/inf."""
-        self._claim_directory(resume=False)
+        # A directory this Trainer resumed from or already saved into holds its own run.
+        self._claim_directory(resume=self.last_saved_step is not None or self._resumed)
         try:
             return self._fit()
         finally:
@@ -178,6 +180,7 @@ class Trainer:
             self.history = list(meta.get("history", []))
             if self.history and self.history[-1]["step"] == self.step:
                 self.history.pop()  # fit() evaluates this step again, with the same result
+        self._resumed = True
         return meta
 
     def _claim_directory(self, resume):
