@@ -199,7 +199,6 @@ def test_kill_loop_every_round_resumes_from_a_loadable_checkpoint(tmp_path):
     rng = random.Random(0)
     user_files = {"arrays-experiment1.npz": b"mine", "notes.txt": b"also mine"}
     last_step, rounds = -1, 24
-    started = time.monotonic()
     for round_ in range(rounds):
         resume = round_ > 0
         process = _start(tmp_path, resume)
@@ -217,13 +216,11 @@ def test_kill_loop_every_round_resumes_from_a_loadable_checkpoint(tmp_path):
         owned = set(meta["files"]) | set(meta["pending"]) | {LOCK, *user_files}
         stray = [n for n in listing(tmp_path) if n not in owned and not is_temp_file(n, ckpt.OWN_FILES)]
         assert not stray, f"round {round_}: files no manifest accounts for: {stray}"
-    elapsed = time.monotonic() - started
     _, _, trainer = train(tmp_path, resume=True, max_iters=last_step + 1, eval_interval=1)
     assert trainer.step == last_step + 1
     meta = load_checkpoint(tmp_path)[0]
     assert listing(tmp_path) == sorted([LOCK, "config.json", "loss.png", meta["arrays"], *user_files])
     assert all((tmp_path / n).read_bytes() == d for n, d in user_files.items())
-    assert elapsed < 60, f"{rounds} rounds took {elapsed:.0f} s"
 
 
 # ----------------------------------------------------------------------------
