@@ -74,7 +74,7 @@ def train(args):
     else:
         model_config = dict(embed_dim=args.embed_dim, hidden_size=args.hidden_size, projection=args.projection, proj_dim=args.proj_dim, dropout=args.dropout)
     print(f"training {args.model} on {args.data} ({len(text):,} characters) -> {args.out}")
-    model, tokenizer, trainer = train_language_model(args.model, model_config, text, config, out=args.out, resume=args.resume)
+    model, tokenizer, trainer = train_language_model(args.model, model_config, text, config, out=args.out, resume=args.resume, overwrite=args.overwrite)
     last = trainer.history[-1]
     print(f"done: step {last['step']}, train loss {last['train_loss']:.4f}, val loss {last['val_loss']:.4f}")
     print(f"checkpoint and loss curve in {args.out}/")
@@ -101,6 +101,8 @@ def evaluate(args):
     from minilora.models.common import mean_loss
     from minilora.train.lm import load_model
 
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be an integer >= 1, got {args.batch_size}")
     model, tokenizer, meta = load_model(args.ckpt)
     block = meta.get("train_config", {}).get("block_size") or getattr(model.config, "block_size", None)
     if block is None:
@@ -254,6 +256,7 @@ def _train_parser(commands):
     p.add_argument("--data-seed", type=int, default=0, help="seed of a builtin corpus (default: 0)")
     p.add_argument("--out", required=True, help="directory for checkpoints and plots")
     p.add_argument("--resume", action="store_true", help="continue the run checkpointed in --out")
+    p.add_argument("--overwrite", action="store_true", help="replace the checkpoint in --out (kept until the new run's first one is complete)")
     g = p.add_argument_group("GPT")
     g.add_argument("--n-layer", type=int, default=4, help="Transformer blocks (default: 4)")
     g.add_argument("--n-head", type=int, default=4, help="attention heads (default: 4)")
@@ -299,6 +302,8 @@ def main(argv=None):
     # they are said without a traceback; anything else is a bug and keeps its traceback.
     try:
         return COMMANDS[args.command](args)
-    except (ValueError, FileNotFoundError, NonFiniteLossError) as err:
+    except (ValueError, OSError, NonFiniteLossError) as err:
+        # Bad input, or a file system that refuses (full, read-only, locked): the user's to fix.
+        # Say what is wrong, without a traceback. Anything else is a bug and keeps its traceback.
         print(f"error: {err}", file=sys.stderr)
         return 1

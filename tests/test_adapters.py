@@ -44,7 +44,7 @@ def test_resolve_config_builds_checks_and_passes_through():
     config = LoraConfig(r=4)
     assert resolve_config(config, {}, LoraConfig, "f") is config
     assert resolve_config(None, {"r": 3}, LoraConfig, "f").r == 3
-    with pytest.raises(ValueError, match="positive integer"):  # the config's own checks run
+    with pytest.raises(ValueError, match=r"LoraConfig.r must be an integer >= 1"):  # the config's own checks run
         resolve_config(None, {"r": 0}, LoraConfig, "f")
 
 
@@ -100,9 +100,9 @@ def test_one_meaning_of_merge_for_lora_and_oft():
 
 
 def test_a_lora_layer_built_directly_is_checked_like_the_config():
-    with pytest.raises(ValueError, match="positive integer"):
+    with pytest.raises(ValueError, match=r"LoRALinear.r must be an integer >= 1"):
         LoRALinear(nn.Linear(4, 4), r=0)
-    with pytest.raises(ValueError, match=r"lora_dropout must be in \[0, 1\)"):
+    with pytest.raises(ValueError, match=r"LoRALinear.lora_dropout must be a finite number in \[0, 1\)"):
         LoRALinear(nn.Linear(4, 4), r=2, lora_dropout=1.0)
 
 

@@ -56,6 +56,8 @@ MODULES = {
     "minilora.distill": "minilora.distill",
     "minilora.fileio": "minilora.fileio",
     "minilora.pretrained": "minilora.pretrained",
+    "minilora.validate": "minilora.validate",
+    "minilora.train.rundir": "minilora.train",
 }
 
 # classes whose public members are part of the API -> the section that lists them

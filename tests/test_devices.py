@@ -315,7 +315,7 @@ def test_train_language_model_on_device_matches_numpy(device, tmp_path):
             return model, [h["val_loss"] for h in trainer.history]
 
     model, history = run(device, tmp_path / device)
-    _, expected = run("numpy", tmp_path / "numpy")
+    _, expected = run("numpy", tmp_path / "reference")  # its own directory: a run never writes over another
     assert {p.device for p in model.parameters()} == {device_name(device)}
     np.testing.assert_allclose(history, expected, rtol=1e-4)
     with using("numpy"):

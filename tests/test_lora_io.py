@@ -13,6 +13,7 @@ from minilora.lora import (
     lora_layers,
     merge_lora,
     save_adapter,
+    weights_path,
 )
 from minilora.models import GPT, GPTConfig
 from tests.helpers import lora_outputs as out
@@ -28,7 +29,7 @@ def test_adapter_round_trip_reproduces_outputs(tmp_path):
     expected = out(model)
     save_adapter(model, tmp_path / "adapter")
     files = sorted(p.name for p in (tmp_path / "adapter").iterdir())
-    assert files == ["adapter.npz", "adapter_config.json"]
+    assert files == sorted([weights_path(tmp_path / "adapter").name, "adapter_config.json"])
     fresh = gpt()  # same base weights (same seed), no LoRA yet
     load_adapter(fresh, tmp_path / "adapter")
     np.testing.assert_array_equal(out(fresh), expected)
@@ -38,7 +39,7 @@ def test_adapter_round_trip_reproduces_outputs(tmp_path):
 def test_adapter_holds_only_the_adapter(tmp_path):
     model = apply_lora(gpt(), LoraConfig(r=2))
     save_adapter(model, tmp_path)
-    keys = set(np.load(tmp_path / "adapter.npz", allow_pickle=False).files)
+    keys = set(np.load(weights_path(tmp_path), allow_pickle=False).files)
     assert keys == {n for n, _ in model.named_parameters() if "lora_" in n}
 
 
@@ -108,6 +109,6 @@ def test_an_interrupted_save_is_detected(tmp_path):
     save_adapter(randomize_adapters(apply_lora(gpt(), LoraConfig(r=2, lora_alpha=4))), tmp_path)
     other = tmp_path / "other"
     save_adapter(randomize_adapters(apply_lora(gpt(), LoraConfig(r=2, lora_alpha=64)), seed=5), other)
-    (tmp_path / "adapter.npz").write_bytes((other / "adapter.npz").read_bytes())  # new weights, old config
+    weights_path(tmp_path).write_bytes(weights_path(other).read_bytes())  # new weights, old config
     with pytest.raises(ValueError, match="interrupted save"):
         load_adapter(gpt(), tmp_path)

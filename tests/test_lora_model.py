@@ -53,14 +53,14 @@ def test_bad_config_values():
         LoraConfig(bias="some")
     with pytest.raises(ValueError, match="init_lora_weights"):
         LoraConfig(init_lora_weights="xavier")
-    with pytest.raises(ValueError, match="positive integer"):
+    with pytest.raises(ValueError, match=r"LoraConfig.r must be an integer >= 1, got 0"):
         LoraConfig(r=0)
     assert LoRALinear(nn.Linear(4, 3), r=8).lora_A.shape == (8, 4)  # r may exceed min(in, out), as in PEFT
     with pytest.raises(ValueError, match="PiSSA needs r <= min"):
         LoRALinear(nn.Linear(4, 3), r=4, init_lora_weights="pissa")
-    with pytest.raises(ValueError, match="lora_alpha must be positive"):
+    with pytest.raises(ValueError, match=r"LoraConfig.lora_alpha must be a finite number in \(0, inf\)"):
         LoraConfig(lora_alpha=0)
-    with pytest.raises(ValueError, match=r"lora_dropout must be in \[0, 1\)"):
+    with pytest.raises(ValueError, match=r"lora_dropout must be a finite number in \[0, 1\)"):
         LoraConfig(lora_dropout=1.5)
     with pytest.raises(ValueError, match="LoRAEmbedding supports init_lora_weights='default' only"):
         apply_lora(gpt(), LoraConfig(target_modules=["tok_emb"], init_lora_weights="pissa"))

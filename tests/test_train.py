@@ -81,7 +81,10 @@ def test_a_crash_while_writing_leaves_the_old_checkpoint_intact(tmp_path, monkey
     with pytest.raises(OSError, match="simulated"):
         trainer.step = 99
         trainer.save()
-    assert (tmp_path / "config.json").read_bytes() == before
+    after = json.loads((tmp_path / "config.json").read_text())
+    announced = sorted({*json.loads(before)["pending"], "arrays-0000099.npz"})
+    assert after.pop("pending") == announced  # announced before writing, so it could be cleaned up
+    assert after == {k: v for k, v in json.loads(before).items() if k != "pending"}
     meta, arrays = load_checkpoint(tmp_path)
     assert meta["step"] == meta_before["step"] == 20
     assert all(np.array_equal(arrays[k], arrays_before[k]) for k in arrays)
@@ -94,8 +97,8 @@ def test_a_crash_between_the_two_files_keeps_a_consistent_checkpoint(tmp_path, m
     real_write = ckpt.atomic_write
 
     def fail_on_config(path, write):
-        if str(path).endswith("config.json"):
-            raise OSError("power cut (simulated)")
+        if str(path).endswith("config.json") and (tmp_path / "arrays-0000025.npz").exists():
+            raise OSError("power cut (simulated)")  # the switch to the new arrays, not the announcement
         return real_write(path, write)
 
     monkeypatch.setattr(ckpt, "atomic_write", fail_on_config)
@@ -103,7 +106,7 @@ def test_a_crash_between_the_two_files_keeps_a_consistent_checkpoint(tmp_path, m
     with pytest.raises(OSError):
         trainer.save()
     meta, arrays = load_checkpoint(tmp_path)
-    assert meta["step"] == 20 and meta["arrays"] == "arrays-0000020.npz"
+    assert meta["step"] == 20 and meta["arrays"] == "arrays-0000020.npz" and "arrays-0000025.npz" in meta["pending"]
     restored, _, _ = load_model(tmp_path)
     for (name, p), (_, q) in zip(model.named_parameters(), restored.named_parameters()):
         np.testing.assert_array_equal(p.data, q.data, err_msg=name)
@@ -141,8 +144,8 @@ def test_checkpoint_holds_no_pickles_and_a_readable_config(tmp_path):
 def test_damaged_checkpoints_give_clear_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="config.json is missing"):
         load_checkpoint(tmp_path)
-    (tmp_path / "config.json").write_text('{"arrays": "arrays-0000005.npz"}')
-    with pytest.raises(FileNotFoundError, match="incomplete"):
+    (tmp_path / "config.json").write_text('{"arrays": "arrays-0000005.npz", "step": 5}')
+    with pytest.raises(ckpt.CheckpointError, match="incomplete"):
         load_checkpoint(tmp_path)
     (tmp_path / "arrays-0000005.npz").write_bytes(b"not a zip")
     with pytest.raises(ValueError, match="not a readable .npz"):

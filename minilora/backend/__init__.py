@@ -26,7 +26,6 @@ Nothing here knows about tensors, models or training: a function belongs here
 only if it needs numpy or cupy by name. Keep each file under ~250 lines.
 """
 
-import zipfile
 
 import numpy
 
@@ -203,19 +202,8 @@ def scatter_add(target, indices, values):
     return target
 
 
-def save_npz(file, arrays):
-    """Write a dict of arrays (from any backend) as an uncompressed .npz to an open file."""
-    numpy.savez(file, **{name: to_numpy(a) for name, a in arrays.items()})
-
-
-def load_npz(path):
-    """Read every array of an .npz file into a dict, refusing pickled objects."""
-    try:
-        with numpy.load(path, allow_pickle=False) as f:
-            return {name: f[name] for name in f.files}
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
-        raise ValueError(f"{path} is not a readable .npz file of plain arrays ({err})") from err
-
+# Imported last, like random below: npz files convert with to_numpy above.
+from minilora.backend.npz import load_npz, save_npz  # noqa: E402
 
 # Imported last: random draws move their numbers with asarray above.
 from minilora.backend.random import (  # noqa: E402

@@ -21,7 +21,7 @@ the same batches whatever ran before it.
 import time
 from dataclasses import dataclass
 
-from minilora import backend
+from minilora import backend, validate
 from minilora.data import CharTokenizer, two_domain_corpus
 from minilora.models import GPT, ClassifierConfig, GPTConfig, TextClassifier
 from minilora.models.common import mean_loss
@@ -45,6 +45,14 @@ class DomainShiftConfig:
     pretrain_lr: float = 2e-3  # peak learning rate of pretraining
     full_lr: float = 1e-3  # peak learning rate of full fine-tuning
     lora_lr: float = 1e-2  # peak learning rate of the low-rank methods
+
+    def __post_init__(self):
+        name = type(self).__name__
+        validate.integer(name, "seed", self.seed, 0)
+        for field in ("n_layer", "n_head", "n_embd", "block_size", "batch_size", "pretrain_iters", "adapt_iters", "eval_iters"):
+            validate.integer(name, field, getattr(self, field), 1)
+        for field in ("pretrain_lr", "full_lr", "lora_lr"):
+            validate.number(name, field, getattr(self, field), 0)
 
     @classmethod
     def quick(cls, **overrides):

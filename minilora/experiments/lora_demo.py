@@ -29,7 +29,7 @@ import pathlib
 import statistics
 import time
 
-from minilora import backend, pretrained
+from minilora import backend, pretrained, validate
 from minilora.autograd.engine import no_grad
 from minilora.experiments import demo_plots
 from minilora.experiments.demo_tasks import TASKS, planted_similarity
@@ -60,6 +60,13 @@ class DemoConfig:
     sample_chars: int = 160  # characters per sample before and after adaptation
 
     def __post_init__(self):
+        name = type(self).__name__
+        validate.integer(name, "seed", self.seed, 0)
+        for field in ("block_size", "batch_size", "adapt_iters", "eval_iters", "sample_chars"):
+            validate.integer(name, field, getattr(self, field), 1)
+        validate.number(name, "teacher_strength", self.teacher_strength, 0)
+        if not str(self.out).strip():
+            raise ValueError(f"{name}.out is an empty string; name a directory for demo.json and the plots (--out DIR)")
         if self.quick:
             self.block_size, self.batch_size, self.adapt_iters, self.eval_iters = 32, 2, 3, 1
             self.sample_chars = 20

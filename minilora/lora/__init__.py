@@ -5,11 +5,12 @@
 """
 
 from minilora.adapters import count_parameters
-from minilora.lora.io import load_adapter, save_adapter
+from minilora.lora.io import load_adapter, save_adapter, weights_path
 from minilora.lora.lora_layers import LoRAEmbedding, LoRALayer, LoRALinear, LoRARNN, lora_scaling
 from minilora.lora.model import (
     LoraConfig,
     apply_lora,
+    base_fingerprint,
     lora_layers,
     lora_state_dict,
     mark_only_lora_as_trainable,
@@ -23,5 +24,5 @@ __all__ = [
     "LoraConfig", "apply_lora", "LoRALinear", "LoRAEmbedding", "LoRARNN", "LoRALayer",
     "mark_only_lora_as_trainable", "lora_state_dict", "merge_lora", "unmerge_lora",
     "merge_and_unload", "save_adapter", "load_adapter", "count_parameters", "lora_layers",
-    "target_names", "lora_scaling",
+    "target_names", "lora_scaling", "weights_path", "base_fingerprint",
 ]  # fmt: skip

@@ -17,7 +17,7 @@ predictably: ``q_proj.weight`` becomes ``q_proj.base.weight``.
 
 import math
 
-from minilora import backend
+from minilora import backend, validate
 from minilora.adapters import AdapterLayer
 from minilora.autograd import ops
 from minilora.autograd.engine import no_grad
@@ -33,16 +33,15 @@ def lora_scaling(r, lora_alpha, use_rslora=False):
     return lora_alpha / math.sqrt(r) if use_rslora else lora_alpha / r
 
 
-def check_lora_options(r, lora_alpha, lora_dropout, init_lora_weights):
-    """The one check of LoRA's options, for ``LoraConfig`` and for a layer built directly."""
-    if isinstance(r, bool) or not isinstance(r, int) or r < 1:
-        raise ValueError(f"LoRA rank r must be a positive integer, got {r!r}")
-    if not lora_alpha > 0:
-        raise ValueError(f"lora_alpha must be positive (the update is scaled by alpha/r), got {lora_alpha!r}")
-    if not 0.0 <= lora_dropout < 1.0:
-        raise ValueError(f"lora_dropout must be in [0, 1), got {lora_dropout!r}")
-    if init_lora_weights not in INITS:
-        raise ValueError(f"init_lora_weights must be one of {INITS}, got {init_lora_weights!r}")
+def check_lora_options(r, lora_alpha, lora_dropout, init_lora_weights, owner="LoRA"):
+    """The one check of LoRA's options, for ``LoraConfig`` and for a layer built directly.
+
+    Messages name the owner and the field, e.g. "LoraConfig.r must be an integer >= 1, got 0".
+    """
+    validate.integer(owner, "r", r, 1)
+    validate.number(owner, "lora_alpha", lora_alpha, 0, low_open=True)  # the update is scaled by alpha/r
+    validate.number(owner, "lora_dropout", lora_dropout, 0, 1, high_open=True)
+    validate.choice(owner, "init_lora_weights", init_lora_weights, INITS)
 
 
 class LoRALayer(AdapterLayer):
@@ -51,7 +50,7 @@ class LoRALayer(AdapterLayer):
     change = "ΔW = s·BA"
 
     def __init__(self, base, r, lora_alpha, lora_dropout, use_rslora, init_lora_weights="default"):
-        check_lora_options(r, lora_alpha, lora_dropout, init_lora_weights)
+        check_lora_options(r, lora_alpha, lora_dropout, init_lora_weights, owner=type(self).__name__)
         super().__init__(base)
         self.r, self.lora_alpha, self.use_rslora = r, lora_alpha, use_rslora
         self.scaling = lora_scaling(r, lora_alpha, use_rslora)

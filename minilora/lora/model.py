@@ -6,10 +6,12 @@ Embedding or RNN by its LoRA version, in place, and leaves only the adapter
 follow PEFT and loralib, so the same config reads the same there.
 """
 
+import hashlib
+import re
 import warnings
 from dataclasses import asdict, dataclass, field
 
-from minilora import adapters
+from minilora import adapters, backend, validate
 from minilora.lora.lora_layers import LoRAEmbedding, LoRALayer, LoRALinear, LoRARNN, check_lora_options
 from minilora.nn.layers import RNN, Embedding, Linear
 
@@ -28,12 +30,27 @@ class LoraConfig:
     modules_to_save: list = field(default_factory=list)  # modules kept fully trainable and saved (e.g. a classifier head)
 
     def __post_init__(self):
-        if self.bias not in ("none", "all", "lora_only"):
-            raise ValueError(f"bias must be 'none', 'all' or 'lora_only', got {self.bias!r}")
-        check_lora_options(self.r, self.lora_alpha, self.lora_dropout, self.init_lora_weights)
+        name = type(self).__name__
+        validate.choice(name, "bias", self.bias, ("none", "all", "lora_only"))
+        check_lora_options(self.r, self.lora_alpha, self.lora_dropout, self.init_lora_weights, owner=name)
+        validate.choice(name, "use_rslora", self.use_rslora, (True, False))
+        if isinstance(self.target_modules, str):
+            try:
+                re.compile(self.target_modules)
+            except re.error as err:
+                raise ValueError(f"{name}.target_modules {self.target_modules!r} is not a valid regular expression ({err})") from err
+        elif not _names(self.target_modules):
+            raise TypeError(f"{name}.target_modules must be a list of module names, a regular expression or 'all-linear', got {self.target_modules!r}")
+        if not _names(self.modules_to_save, empty_ok=True):
+            raise TypeError(f"{name}.modules_to_save must be a list of module names, got {self.modules_to_save!r}")
 
     def to_dict(self):
         return asdict(self)
+
+
+def _names(value, empty_ok=False):
+    """Is ``value`` a list (or tuple) of strings, non-empty unless ``empty_ok``?"""
+    return isinstance(value, (list, tuple)) and (empty_ok or len(value) > 0) and all(isinstance(v, str) for v in value)
 
 
 def target_names(model, target_modules):
@@ -50,7 +67,9 @@ def apply_lora(model, config=None, **fields):
     config = adapters.resolve_config(config, fields, LoraConfig, "apply_lora")
     if lora_layers(model):
         raise ValueError("this model already has LoRA layers; apply_lora once (or merge_and_unload first)")
-    for name in target_names(model, config.target_modules):
+    targets = target_names(model, config.target_modules)
+    fingerprint = base_fingerprint(model, targets)  # before PiSSA rewrites any base weight
+    for name in targets:
         base = model.get_submodule(name)
         lora = LORA_CLASSES[type(base)](
             base, config.r, config.lora_alpha, config.lora_dropout, config.use_rslora, config.init_lora_weights
@@ -58,8 +77,25 @@ def apply_lora(model, config=None, **fields):
         model.set_submodule(name, lora)
     adapters.check_modules_to_save(model, config.modules_to_save)
     object.__setattr__(model, "lora_config", config)
+    object.__setattr__(model, "lora_base_fingerprint", fingerprint)
     mark_only_lora_as_trainable(model, config.bias, config.modules_to_save)
     return model
+
+
+def base_fingerprint(model, names):
+    """The sha256 of the frozen weights of the modules ``names`` (their names, dtypes,
+    shapes and bytes): it identifies the base an adapter was trained on. A LoRA
+    layer contributes its ``base``; biases are left out, since ``bias="all"`` trains them."""
+    digest = hashlib.sha256()
+    for name in sorted(names):
+        module = model.get_submodule(name)
+        module = module.base if isinstance(module, LoRALayer) else module
+        for leaf, p in sorted(module.named_parameters()):
+            if leaf.startswith("weight"):
+                data = backend.to_numpy(p.data)
+                digest.update(f"{name}.{leaf} {data.dtype.str} {data.shape};".encode())
+                digest.update(data.tobytes())
+    return digest.hexdigest()
 
 
 def lora_layers(model):
@@ -120,6 +156,9 @@ def merge_and_unload(model):
         model.set_submodule(name, layer.base)
     if "lora_config" in model.__dict__:
         object.__delattr__(model, "lora_config")
+    if "lora_base_fingerprint" in model.__dict__:  # remembered so load_adapter can refuse merging the same adapter twice
+        merged = model.__dict__.get("merged_lora_fingerprints", []) + [model.__dict__.pop("lora_base_fingerprint")]
+        object.__setattr__(model, "merged_lora_fingerprints", merged)
     return model
 
 

@@ -12,11 +12,11 @@ and a linear head trained with cross-entropy. The encoder is either
 
 from dataclasses import dataclass
 
-from minilora import backend
+from minilora import backend, validate
 from minilora.autograd import ops
 from minilora.autograd.tensor import Tensor
 from minilora.models.common import as_indices
-from minilora.models.gpt import Block, init_transformer_weights
+from minilora.models.gpt import Block, block_parameters, check_transformer_config, init_transformer_weights
 from minilora.nn.layers import Dropout, Embedding, LayerNorm, Linear
 from minilora.nn.module import Module, ModuleList
 
@@ -35,6 +35,19 @@ class ClassifierConfig:
     dropout: float = 0.0  # dropout on embeddings and inside blocks
     bias: bool = True  # biases in Linear layers and LayerNorms
 
+    def __post_init__(self):
+        check_transformer_config(self)
+        validate.integer(type(self).__name__, "n_classes", self.n_classes, 2)
+        validate.choice(type(self).__name__, "encoder", self.encoder, ENCODERS)
+
+    def num_parameters(self):
+        """How many parameters a TextClassifier of this config has, without building it."""
+        C = self.n_embd
+        encoder = 0
+        if self.encoder == "transformer":
+            encoder = self.block_size * C + self.n_layer * block_parameters(C, self.bias) + (2 if self.bias else 1) * C
+        return self.vocab_size * C + encoder + (C + 1) * self.n_classes
+
 
 class TextClassifier(Module):
     """Token ids -> class logits: embeddings, the encoder (``config.encoder``), the mean
@@ -45,8 +58,6 @@ class TextClassifier(Module):
 
     def __init__(self, config):
         super().__init__()
-        if config.encoder not in ENCODERS:
-            raise ValueError(f"encoder must be one of {ENCODERS}, got {config.encoder!r}")
         self.config = config
         self.tok_emb = Embedding(config.vocab_size, config.n_embd)
         if config.encoder == "transformer":

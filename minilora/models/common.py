@@ -21,11 +21,15 @@ def as_indices(idx):
     return data
 
 
-def check_prompt(idx):
-    """A (B, T) batch of token ids with T >= 1, as generate needs."""
-    if idx.ndim != 2 or idx.shape[1] < 1:
-        raise ValueError(f"generate needs token ids of shape (batch, length >= 1), got shape {tuple(idx.shape)}")
-    return idx
+def as_token_batch(idx, what="token ids"):
+    """Token ids as an integer (B, T) array with B >= 1 and T >= 1: what a language model reads."""
+    data = as_indices(idx)
+    if data.ndim != 2 or 0 in data.shape:
+        raise ValueError(
+            f"{what} must have shape (batch >= 1, length >= 1), got shape {tuple(data.shape)} "
+            "(one sequence of ids goes in as [ids])"
+        )
+    return data
 
 
 def mean_loss(model, batches, weights=None):

@@ -1,8 +1,17 @@
 """Sampling the next token: temperature, top-k, and a seeded categorical draw."""
 
-from minilora import backend
+from minilora import backend, validate
 from minilora.autograd.ops import softmax
 from minilora.autograd.tensor import Tensor
+
+
+def check_sampling(max_new_tokens, temperature, top_k, vocab_size):
+    """Refuse settings that would sample garbage: a nan or negative temperature gives
+    nan probabilities (every draw lands on token 0), and top_k must pick 1..vocab_size tokens."""
+    validate.integer("generate", "max_new_tokens", max_new_tokens, 0)
+    validate.number("generate", "temperature", temperature, 0)
+    if top_k is not None:
+        validate.integer("generate", "top_k", top_k, 1, vocab_size)
 
 
 def sample_next(logits, temperature=1.0, top_k=None):
@@ -15,15 +24,12 @@ def sample_next(logits, temperature=1.0, top_k=None):
     """
     data = logits.data if isinstance(logits, Tensor) else logits
     xp = backend.get_array_module(data)
-    if temperature < 0:
-        raise ValueError(f"temperature must be >= 0, got {temperature}")
+    check_sampling(1, temperature, top_k, data.shape[-1])
     if temperature == 0:
         return data.argmax(axis=-1)[:, None].astype(backend.int64)
     data = data / temperature
     if top_k is not None:
-        if int(top_k) < 1:
-            raise ValueError(f"top_k must be a positive number of tokens, got {top_k}")
-        k = min(int(top_k), data.shape[-1])
+        k = int(top_k)
         kth = xp.sort(data, axis=-1)[:, -k][:, None]
         data = xp.where(data < kth, -xp.inf, data)
     probs = softmax(Tensor._wrap(data), dim=-1).data

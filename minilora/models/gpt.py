@@ -18,11 +18,11 @@ parameters for width C and V tokens (Eq. A5 in docs/math.md).
 import math
 from dataclasses import dataclass
 
-from minilora import backend
+from minilora import backend, validate
 from minilora.autograd import ops
 from minilora.autograd.tensor import Tensor
-from minilora.models.common import as_indices, check_prompt
-from minilora.models.generation import sample_next
+from minilora.models.common import as_token_batch
+from minilora.models.generation import check_sampling, sample_next
 from minilora.nn import init
 from minilora.nn.attention import CausalSelfAttention
 from minilora.nn.layers import Dropout, Embedding, LayerNorm, Linear
@@ -38,6 +38,31 @@ class GPTConfig:
     n_embd: int = 128  # width of the residual stream
     dropout: float = 0.0  # dropout on embeddings, attention weights and block outputs
     bias: bool = True  # biases in the Linear layers and LayerNorms
+
+    def __post_init__(self):
+        check_transformer_config(self)
+
+    def num_parameters(self):
+        """How many parameters a GPT of this config has (Eq. A5 in docs/math.md), without building it."""
+        C, ln = self.n_embd, (2 if self.bias else 1) * self.n_embd
+        return 2 * self.vocab_size * C + self.block_size * C + self.n_layer * block_parameters(C, self.bias) + ln
+
+
+def block_parameters(n_embd, bias=True):
+    """Parameters of one Block: 12C² + 13C with biases, 12C² + 2C without (Eq. A5 in docs/math.md)."""
+    return 12 * n_embd**2 + (13 if bias else 2) * n_embd
+
+
+def check_transformer_config(config):
+    """The checks GPTConfig and ClassifierConfig share: sizes, heads, dropout (named by field)."""
+    name = type(config).__name__
+    for field in ("vocab_size", "block_size", "n_head", "n_embd"):
+        validate.integer(name, field, getattr(config, field), 1)
+    validate.integer(name, "n_layer", config.n_layer, 1 if name == "GPTConfig" else 0)
+    if config.n_embd % config.n_head:
+        raise ValueError(f"{name}.n_embd ({config.n_embd}) must be divisible by n_head ({config.n_head}): each head gets n_embd/n_head dimensions")
+    validate.number(name, "dropout", config.dropout, 0, 1, high_open=True)
+    validate.choice(name, "bias", config.bias, (True, False))
 
 
 class MLP(Module):
@@ -106,7 +131,7 @@ class GPT(Module):
 
     def forward(self, idx, targets=None):
         """``idx`` (B, T) token ids -> (logits (B, T, vocab), mean cross-entropy or None)."""
-        idx = as_indices(idx)
+        idx = as_token_batch(idx)
         B, T = idx.shape
         if T > self.config.block_size:
             raise ValueError(f"sequence length {T} exceeds block_size {self.config.block_size}; crop the input")
@@ -115,13 +140,14 @@ class GPT(Module):
         for block in self.blocks:
             x = block(x)
         logits = self.lm_head(self.ln_f(x))  # (B, T, vocab)
-        loss = None if targets is None else ops.cross_entropy(logits, as_indices(targets))
+        loss = None if targets is None else ops.cross_entropy(logits, as_token_batch(targets, "targets"))
         return logits, loss
 
     def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None):
         """Extend ``idx`` (B, T) by ``max_new_tokens`` sampled tokens, feeding each back in."""
         given = idx
-        idx = check_prompt(as_indices(idx))
+        idx = as_token_batch(idx, "the prompt")
+        check_sampling(max_new_tokens, temperature, top_k, self.config.vocab_size)
         xp = backend.get_array_module(idx)
         with evaluating(self):
             for _ in range(max_new_tokens):

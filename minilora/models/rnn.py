@@ -19,11 +19,11 @@ with the model and a reloaded model uses the same projection.
 import math
 from dataclasses import dataclass
 
-from minilora import backend
+from minilora import backend, validate
 from minilora.autograd import ops
 from minilora.autograd.tensor import Tensor
-from minilora.models.common import as_indices, check_prompt
-from minilora.models.generation import sample_next
+from minilora.models.common import as_token_batch
+from minilora.models.generation import check_sampling, sample_next
 from minilora.nn import init
 from minilora.nn.layers import RNN, Dropout, Embedding, Linear
 from minilora.nn.module import Module, Parameter, evaluating
@@ -40,6 +40,21 @@ class RNNConfig:
     proj_dim: int = 256  # D: the projected dimension (ignored for "none")
     dropout: float = 0.0  # dropout on the RNN outputs before the head
 
+    def __post_init__(self):
+        name = type(self).__name__
+        for field in ("vocab_size", "embed_dim", "hidden_size", "proj_dim"):
+            validate.integer(name, field, getattr(self, field), 1)
+        validate.choice(name, "projection", self.projection, PROJECTIONS)
+        if self.projection in ("gaussian", "orthogonal") and self.proj_dim < self.embed_dim:
+            raise ValueError(f"{name}.proj_dim ({self.proj_dim}) must be >= embed_dim ({self.embed_dim}): a random projection goes up")
+        validate.number(name, "dropout", self.dropout, 0, 1, high_open=True)
+
+    def num_parameters(self):
+        """How many parameters a CharRNN of this config has, without building it."""
+        V, d, H = self.vocab_size, self.embed_dim, self.hidden_size
+        rnn_input, projection = (d, 0) if self.projection == "none" else (self.proj_dim, self.proj_dim * d)
+        return V * d + projection + H * (rnn_input + H + 2) + (H + 1) * V
+
 
 class CharRNN(Module):
     """Embedding, the optional projection d -> D (``config.projection``), a tanh RNN and
@@ -51,14 +66,10 @@ class CharRNN(Module):
 
     def __init__(self, config):
         super().__init__()
-        if config.projection not in PROJECTIONS:
-            raise ValueError(f"projection must be one of {PROJECTIONS}, got {config.projection!r}")
         self.config = config
         self.tok_emb = Embedding(config.vocab_size, config.embed_dim)
         rnn_input = config.embed_dim
         if config.projection != "none":
-            if config.projection != "trainable" and config.proj_dim < config.embed_dim:
-                raise ValueError(f"a random projection goes up: proj_dim ({config.proj_dim}) < embed_dim ({config.embed_dim})")
             self.proj = Linear(config.embed_dim, config.proj_dim, bias=False)
             if config.projection != "trainable":
                 self.proj.weight = Parameter(random_projection(config, config.projection), requires_grad=False)
@@ -69,8 +80,8 @@ class CharRNN(Module):
 
     def forward(self, idx, targets=None, h0=None):
         """``idx`` (B, T) -> (logits (B, T, vocab), mean cross-entropy or None)."""
-        logits, _ = self._run(as_indices(idx), h0)
-        loss = None if targets is None else ops.cross_entropy(logits, as_indices(targets))
+        logits, _ = self._run(as_token_batch(idx), h0)
+        loss = None if targets is None else ops.cross_entropy(logits, as_token_batch(targets, "targets"))
         return logits, loss
 
     def _run(self, idx, h0=None):
@@ -83,7 +94,8 @@ class CharRNN(Module):
     def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None):
         """Extend ``idx`` (B, T) by sampled tokens, carrying the hidden state forward."""
         given = idx
-        idx = check_prompt(as_indices(idx))
+        idx = as_token_batch(idx, "the prompt")
+        check_sampling(max_new_tokens, temperature, top_k, self.config.vocab_size)
         xp = backend.get_array_module(idx)
         with evaluating(self):
             logits, h = self._run(idx)

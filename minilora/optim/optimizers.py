@@ -10,7 +10,7 @@ Parameters can come in groups with their own hyperparameters, as in PyTorch:
 
 import math
 
-from minilora import backend
+from minilora import backend, validate
 
 
 class Optimizer:
@@ -22,6 +22,8 @@ class Optimizer:
         self.param_groups = [{**defaults, **group, "params": list(group["params"])} for group in groups]
         if not any(group["params"] for group in self.param_groups):
             raise ValueError(f"{type(self).__name__} got only empty parameter groups: nothing would ever change")
+        for group in self.param_groups:
+            self.check(group)
         self.state = {}  # parameter -> its state dict; filled lazily by step()
 
     def params(self):
@@ -40,6 +42,11 @@ class Optimizer:
 
     def update(self, p, grad, state, group):
         raise NotImplementedError
+
+    def check(self, group):
+        """Refuse hyperparameters that would make ``update`` ascend or divide by zero (as PyTorch does)."""
+        validate.number(type(self).__name__, "lr", group["lr"], 0)
+        validate.number(type(self).__name__, "weight_decay", group["weight_decay"], 0)
 
     # -- checkpoints: state by parameter position, arrays kept as arrays --------------
     def state_dict(self):
@@ -60,6 +67,7 @@ class Optimizer:
                     raise ValueError(f"optimizer state {k!r} of parameter {i} has shape {tuple(v.shape)}, not {p.shape}")
         self.state = {params[int(i)]: {k: _restore(v) for k, v in s.items()} for i, s in state_dict["state"].items()}
         for group, saved in zip(self.param_groups, state_dict["param_groups"]):
+            self.check({**group, **saved})
             group.update(saved)
 
 
@@ -88,6 +96,10 @@ class SGD(Optimizer):
     def __init__(self, params, lr, momentum=0.0, weight_decay=0.0):
         super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay))
 
+    def check(self, group):
+        super().check(group)
+        validate.number("SGD", "momentum", group["momentum"], 0)
+
     def update(self, p, grad, state, group):
         if group["weight_decay"]:
             grad = grad + group["weight_decay"] * p.data
@@ -115,6 +127,15 @@ class Adam(Optimizer):
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay))
+
+    def check(self, group):
+        super().check(group)
+        name = type(self).__name__
+        if len(group["betas"]) != 2:
+            raise ValueError(f"{name}.betas must be a pair (beta1, beta2), got {group['betas']!r}")
+        for i, beta in enumerate(group["betas"]):
+            validate.number(name, f"betas[{i}]", beta, 0, 1, high_open=True)  # a decay of 1 never forgets; above 1 it diverges
+        validate.number(name, "eps", group["eps"], 0)
 
     def update(self, p, grad, state, group):
         lr, (beta1, beta2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]

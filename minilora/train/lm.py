@@ -34,18 +34,21 @@ def lm_batches(train_ids, val_ids, block_size, batch_size, eval_iters, seed=0):
     return (lambda: get_batch(train_ids, block_size, batch_size)), eval_sets
 
 
-def train_language_model(kind, model_config, text, train_config, out=None, tokenizer=None, resume=False, log=print, progress=True):
+def train_language_model(kind, model_config, text, train_config, out=None, tokenizer=None, resume=False, log=print, progress=True, overwrite=False):
     """Train a "gpt" or "rnn" model on ``text``; returns (model, tokenizer, trainer).
 
     ``model_config`` is a dict of the model's config fields without ``vocab_size``
     (it comes from the tokenizer). With ``out``, checkpoints go there; with
-    ``resume=True`` the run saved in ``out`` continues where it stopped.
+    ``resume=True`` the run saved in ``out`` continues where it stopped, and
+    ``overwrite=True`` replaces a checkpoint there (without either, a directory
+    holding a checkpoint is refused, so no run is lost by mistake).
     """
     backend.manual_seed(train_config.seed)
     if resume:
-        meta, _ = ckpt.load_checkpoint(out)
+        meta, arrays = ckpt.load_checkpoint(out)
         kind, model_config = meta["kind"], meta["model_config"]
-        tokenizer = Tokenizer.from_dict(meta["tokenizer"])
+        tokenizer = _tokenizer(out, meta)
+        ckpt.checked_config(out, meta, arrays)  # refuse sizes the arrays do not hold before building below
     tokenizer, train_ids, val_ids = encode_corpus(text, tokenizer)
     model_config = {**model_config, "vocab_size": tokenizer.vocab_size}
     model = build_model(kind, model_config)
@@ -53,7 +56,7 @@ def train_language_model(kind, model_config, text, train_config, out=None, token
     train_batch, eval_sets = lm_batches(train_ids, val_ids, cfg.block_size, cfg.batch_size, cfg.eval_iters, cfg.seed)
     checkpoint = None
     if out is not None:
-        checkpoint = {"directory": out, "kind": kind, "model_config": model_config, "tokenizer": tokenizer}
+        checkpoint = {"directory": out, "kind": kind, "model_config": model_config, "tokenizer": tokenizer, "overwrite": overwrite}
     trainer = Trainer(model, train_config, train_batch, eval_sets, checkpoint, log=log, progress=progress)
     if resume:
         trainer.resume(out)
@@ -64,7 +67,12 @@ def train_language_model(kind, model_config, text, train_config, out=None, token
 def load_model(directory):
     """(model, tokenizer, meta) from a checkpoint directory, in eval mode."""
     meta, arrays = ckpt.load_checkpoint(directory)
-    model = build_model(meta["kind"], meta["model_config"])
-    ckpt.restore_model(model, arrays)
-    tokenizer = Tokenizer.from_dict(meta["tokenizer"]) if "tokenizer" in meta else None
-    return model.eval(), tokenizer, meta
+    model = ckpt.model_from_checkpoint(directory, meta, arrays)
+    return model.eval(), _tokenizer(directory, meta), meta
+
+
+def _tokenizer(directory, meta):
+    if "tokenizer" not in meta:
+        raise ckpt.CheckpointError(directory, f"{ckpt.CONFIG} has no tokenizer, so ids cannot be turned into text and back; it was not written by `train`")
+    with ckpt.reading(directory):
+        return Tokenizer.from_dict(meta["tokenizer"])

@@ -4,6 +4,8 @@ matplotlib is imported when a curve is drawn, not when the Trainer is: it
 takes longer to import than the rest of minilora together.
 """
 
+from minilora.fileio import atomic_write
+
 
 def plot_history(history, path, title="loss"):
     """Plot train and validation loss against the step from a Trainer's history; save a PNG."""
@@ -24,5 +26,5 @@ def plot_history(history, path, title="loss"):
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path)
+    atomic_write(path, lambda f: fig.savefig(f, format="png"))  # a kill mid-save leaves the old plot
     return path

@@ -13,12 +13,13 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 
-from minilora import backend
+from minilora import backend, validate
 from minilora.models.common import mean_loss
 from minilora.optim import AdamW, clip_grad_norm_, warmup_cosine
 from minilora.train import checkpoint as ckpt
 from minilora.train.plots import plot_history
 from minilora.train.progress import Progress
+from minilora.train.rundir import open_run_directory
 
 
 @dataclass
@@ -38,6 +39,18 @@ class TrainConfig:
     eval_interval: int = field(default=250, metadata={"help": "evaluate (and checkpoint) every this many steps"})
     eval_iters: int = field(default=20, metadata={"help": "batches per evaluation"})
     seed: int = field(default=0, metadata={"help": "seeds the model init, the batches and dropout"})
+
+    def __post_init__(self):
+        """Refuse a value that would train badly or crash later, naming the field and its range."""
+        name = type(self).__name__
+        for attr, low in (("max_iters", 1), ("batch_size", 1), ("block_size", 1), ("warmup_iters", 0), ("eval_interval", 1), ("eval_iters", 1), ("seed", 0)):
+            validate.integer(name, attr, getattr(self, attr), low)
+        validate.number(name, "lr", self.lr, 0)
+        validate.number(name, "min_lr", self.min_lr, 0, self.lr)  # the floor the schedule decays to, so at most lr
+        validate.number(name, "weight_decay", self.weight_decay, 0)
+        validate.number(name, "beta1", self.beta1, 0, 1, high_open=True)
+        validate.number(name, "beta2", self.beta2, 0, 1, high_open=True)
+        validate.number(name, "grad_clip", self.grad_clip, 0)  # 0 turns clipping off; below 0 it would flip the gradient
 
 
 class NonFiniteLossError(RuntimeError):
@@ -60,8 +73,11 @@ class Trainer:
 
     ``eval_sets`` maps a name ("train", "val") to a list of batches.
     ``checkpoint`` (optional) is a dict with ``directory``, ``kind``,
-    ``model_config`` and ``tokenizer``: given it, the Trainer writes a
-    checkpoint after each evaluation and can resume from one.
+    ``model_config``, ``tokenizer`` and optionally ``overwrite``: given it, the
+    Trainer writes a checkpoint after each evaluation and can resume from one.
+    It locks the directory from ``resume`` (or the start of ``fit``) to the end
+    of ``fit``, and refuses a directory that holds a checkpoint unless told to
+    resume it or (``overwrite: True``) replace it (minilora/train/rundir.py).
     """
 
     def __init__(self, model, config, train_batch, eval_sets, checkpoint=None, log=print, progress=True):
@@ -74,6 +90,8 @@ class Trainer:
         self.step_seconds = []  # the duration of each training step (no evaluation, no saving)
         self.step_losses = []  # the training loss of each step this process ran
         self.last_saved_step = None  # the step of the newest checkpoint written
+        self._lock = None  # the open lock file of the checkpoint directory while this run holds it
+        self._resumed = False  # resume() loaded the checkpoint this run continues
 
     # -- evaluation --------------------------------------------------------------
     def evaluate(self):
@@ -83,6 +101,14 @@ class Trainer:
     # -- the loop ----------------------------------------------------------------
     def fit(self):
         """Train until ``max_iters``; returns the history. Raises NonFiniteLossError on nan/inf."""
+        # A directory this Trainer resumed from or already saved into holds its own run.
+        self._claim_directory(resume=self.last_saved_step is not None or self._resumed)
+        try:
+            return self._fit()
+        finally:
+            self._release_directory()
+
+    def _fit(self):
         cfg = self.config
         progress = Progress(cfg.max_iters, start=self.step) if self.show_progress else None
         t0 = time.perf_counter()
@@ -139,18 +165,32 @@ class Trainer:
     def save(self):
         c = self.checkpoint
         extra = {"train_config": asdict(self.config), "history": self.history}
-        ckpt.save_checkpoint(c["directory"], self.model, c["kind"], c["model_config"], c.get("tokenizer"), self.optimizer, self.step, extra)
+        files = ("loss.png",) if self.history else ()
+        ckpt.save_checkpoint(c["directory"], self.model, c["kind"], c["model_config"], c.get("tokenizer"), self.optimizer, self.step, extra, files)
         if self.history:
             plot_history(self.history, f"{c['directory']}/loss.png", title=f"{c['kind']} training")
 
     def resume(self, directory):
         """Continue the run saved in ``directory``: weights, optimizer, step, RNG and history."""
+        if self.checkpoint:
+            self._claim_directory(resume=True)
         meta, arrays = ckpt.load_checkpoint(directory)
-        ckpt.restore_model(self.model, arrays)
-        ckpt.restore_optimizer(self.optimizer, meta, arrays)
-        backend.set_rng_state(meta["rng_state"])
-        self.step = meta["step"]
-        self.history = meta.get("history", [])
-        if self.history and self.history[-1]["step"] == self.step:
-            self.history.pop()  # fit() evaluates this step again, with the same result
+        with ckpt.reading(directory):
+            ckpt.restore_model(self.model, arrays)
+            ckpt.restore_optimizer(self.optimizer, meta, arrays)
+            backend.set_rng_state(meta["rng_state"])
+            self.step = meta["step"]
+            self.history = list(meta.get("history", []))
+            if self.history and self.history[-1]["step"] == self.step:
+                self.history.pop()  # fit() evaluates this step again, with the same result
+        self._resumed = True
         return meta
+
+    def _claim_directory(self, resume):
+        if self.checkpoint and self._lock is None:
+            self._lock = open_run_directory(self.checkpoint["directory"], resume, self.checkpoint.get("overwrite", False))
+
+    def _release_directory(self):
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
