@@ -6,6 +6,7 @@
 
 from minilora.lora.io import load_adapter, save_adapter
 from minilora.lora.layers import LoRAEmbedding, LoRALayer, LoRALinear, LoRARNN, lora_scaling
+from minilora.lora.peft import PeftAdapterError, load_peft_adapter, save_peft_adapter
 from minilora.lora.model import (
     LoraConfig,
     apply_lora,
@@ -23,5 +24,5 @@ __all__ = [
     "LoraConfig", "apply_lora", "LoRALinear", "LoRAEmbedding", "LoRARNN", "LoRALayer",
     "mark_only_lora_as_trainable", "lora_state_dict", "merge_lora", "unmerge_lora",
     "merge_and_unload", "save_adapter", "load_adapter", "count_parameters", "lora_layers",
-    "target_names", "lora_scaling",
+    "target_names", "lora_scaling", "save_peft_adapter", "load_peft_adapter", "PeftAdapterError",
 ]  # fmt: skip
