@@ -26,6 +26,7 @@ from minilora.nn.layers import Embedding, LayerNorm, Linear
 CONFIG_FILE, WEIGHTS_FILE, INDEX_FILE = "config.json", "model.safetensors", "model.safetensors.index.json"
 PREFIX = "transformer."
 TANH_GELUS = ("gelu_new", "gelu_pytorch_tanh")  # GELU's tanh form, the one minilora computes
+GPT2_EOS = 50256  # the id of <|endoftext|> in GPT-2's 50257-token vocabulary
 IGNORED = (".attn.bias", ".attn.masked_bias")  # causal-mask buffers older checkpoints carry; not weights
 
 
@@ -147,6 +148,8 @@ def hf_config(config):
         "tie_word_embeddings": config.tie_word_embeddings,
         "initializer_range": 0.02,
         "scale_attn_weights": True,
+        "bos_token_id": GPT2_EOS if config.vocab_size == GPT2_EOS + 1 else None,  # <|endoftext|>, with GPT-2's own vocabulary
+        "eos_token_id": GPT2_EOS if config.vocab_size == GPT2_EOS + 1 else None,
         "dtype": "float32",
     }
 
@@ -185,7 +188,7 @@ def load_gpt2(path):
         state.update(zip(names, to_minilora(tensors[key].astype("float32"), how)))
     model = GPT(config)
     model.load_state_dict(state)
-    object.__setattr__(model, "name_or_path", str(path))  # where it came from, for adapter configs
+    object.__setattr__(model, "name_or_path", str(path.resolve()))  # where it came from, for adapter configs
     return model.eval()
 
 
@@ -211,6 +214,7 @@ def save_gpt2(model, path):
     safetensors.save(path / WEIGHTS_FILE, tensors, metadata={"format": "pt"})
     text = json.dumps(hf_config(config), indent=2).encode("utf-8")
     atomic_write(path / CONFIG_FILE, lambda f: f.write(text))
+    object.__setattr__(model, "name_or_path", str(path.resolve()))  # the base an adapter saved later refers to
     return path
 
 
