@@ -104,6 +104,7 @@ def test_a_peft_adapter_gives_pefts_logits():
     assert np.abs(model(ids())[0].data - reference).max() < 1e-5
     attn = model.blocks[0].attn
     assert attn.q_proj.lora_A is attn.k_proj.lora_A is attn.v_proj.lora_A  # Eq. 13: one A for c_attn
+    assert not any(m.training for m in model.modules())  # eval mode, adapters included, as PEFT loads them
     assert model.num_parameters(trainable_only=True) == 2 * 4 * ((32 + 96) + (32 + 32) + (32 + 128) + (128 + 32))  # PEFT's count
     assert not any(p.requires_grad for n, p in model.named_parameters() if "lora_" not in n)
 
@@ -215,6 +216,8 @@ def test_saving_refuses_what_peft_cannot_read(tmp_path):
         save_peft_adapter(adapted(LoraConfig(r=2, modules_to_save=["ln_f"])), tmp_path / "a")
     with pytest.raises(TypeError, match="minilora GPT"):
         save_peft_adapter(ml.nn.Linear(2, 2), tmp_path / "a")
+    with pytest.raises(ValueError, match="PiSSA"):
+        save_peft_adapter(adapted(LoraConfig(r=2, init_lora_weights="pissa")), tmp_path / "a")
     with pytest.raises(ValueError, match="already has LoRA"):
         load_peft_adapter(adapted(LoraConfig(r=2)), TINY_PEFT)
     assert not (tmp_path / "a").exists()

@@ -203,12 +203,9 @@ def save_gpt2(model, path):
         raise TypeError(f"save_gpt2 writes a minilora GPT, got {type(model).__name__}")
     config = model.config
     _check_plain(model)
-    params = dict(model.named_parameters())
-    zeros = backend.get_array_module(params["tok_emb.weight"].data).zeros
     tensors = {}
     for key, names, how, _ in layout(config):
-        arrays = [params[n].data if n in params else zeros(int(model.get_submodule(n.rpartition(".")[0]).weight.shape[0])) for n in names]
-        tensors[key] = backend.to_numpy(to_hf(arrays, how)).astype("float32")
+        tensors[key] = backend.to_numpy(to_hf([_array(model, n) for n in names], how)).astype("float32")
     path = pathlib.Path(path)
     path.mkdir(parents=True, exist_ok=True)
     safetensors.save(path / WEIGHTS_FILE, tensors, metadata={"format": "pt"})
@@ -216,6 +213,16 @@ def save_gpt2(model, path):
     atomic_write(path / CONFIG_FILE, lambda f: f.write(text))
     object.__setattr__(model, "name_or_path", str(path.resolve()))  # the base an adapter saved later refers to
     return path
+
+
+def _array(model, name):
+    """The array of parameter ``name``; zeros for a bias that a ``bias=False`` model does not have."""
+    owner, _, leaf = name.rpartition(".")
+    module = model.get_submodule(owner)
+    value = getattr(module, leaf)
+    if value is None:  # a missing bias adds nothing, and neither does a zero one
+        return backend.get_array_module(module.weight.data).zeros(module.weight.shape[0], dtype=module.weight.dtype)
+    return value.data
 
 
 def _check_plain(model):

@@ -171,6 +171,12 @@ def _adapter_groups(model):
         raise ValueError("this model has no LoRA adapter to save: apply_lora(model, config) or load_peft_adapter first")
     if any(layer.merged for layer in layers.values()):
         raise ValueError("the adapter is merged into the base weights; unmerge_lora(model) before saving it")
+    rewritten = sorted(n for n, layer in layers.items() if getattr(layer, "init_lora_weights", "default") == "pissa")
+    if rewritten:
+        raise ValueError(
+            f"{rewritten[0]} was initialised with PiSSA, which rewrote its base weight, so the adapter does not fit the saved "
+            "base; merge_and_unload(model) and save the merged model with save_gpt2 instead"
+        )
     if config.modules_to_save:
         raise ValueError(f"modules_to_save={config.modules_to_save} has no place in a GPT-2 PEFT adapter; merge them and save the base with save_gpt2")
     groups, placed = {}, set()
@@ -260,7 +266,7 @@ def load_peft_adapter(model, path):
             if shared is None:
                 shared = Parameter(backend.asarray(A_j, dtype))  # one A for q, k and v (Eq. 13)
             layer.lora_A, layer.lora_B = shared, Parameter(backend.asarray(B_j, dtype))
-            model.set_submodule(name, layer)
+            model.set_submodule(name, layer.train(model.training))  # a model in eval mode keeps lora_dropout off
     for key, names, how, _ in layout(model.config):
         if key in base:
             for name, array in zip(names, to_minilora(base[key], how)):
