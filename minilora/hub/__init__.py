@@ -13,4 +13,4 @@ fileio and models, never lora.
 from minilora.hub import safetensors
 from minilora.hub.gpt2 import CheckpointError, load_gpt2, save_gpt2
 
-__all__ = ["safetensors", "load_gpt2", "save_gpt2", "CheckpointError"]
+__all__ = ["CheckpointError", "load_gpt2", "safetensors", "save_gpt2"]

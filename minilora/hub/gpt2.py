@@ -272,6 +272,6 @@ def _strip_prefix(tensors):
     for key, array in tensors.items():
         if key.endswith(IGNORED):
             continue
-        full = key if key.startswith(PREFIX) or key.startswith("lm_head.") else PREFIX + key
+        full = key if key.startswith((PREFIX, "lm_head.")) else PREFIX + key
         out[full] = array
     return out

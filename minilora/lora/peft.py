@@ -26,7 +26,8 @@ import pathlib
 from minilora import backend
 from minilora.fileio import atomic_write
 from minilora.hub import safetensors
-from minilora.hub.gpt2 import PREFIX as TRANSFORMER, layout, to_hf, to_minilora
+from minilora.hub.gpt2 import PREFIX as TRANSFORMER
+from minilora.hub.gpt2 import layout, to_hf, to_minilora
 from minilora.lora.layers import LoRAEmbedding, LoRALayer, LoRALinear
 from minilora.lora.model import LoraConfig, lora_layers, mark_only_lora_as_trainable
 from minilora.models.gpt import GPT
@@ -258,7 +259,7 @@ def load_peft_adapter(model, path):
     factors, base = _read_weights(path / WEIGHTS_FILE, module_map(model.config), model.config)
     plan = _plan(model, meta, factors)
     r, alpha, rslora = meta["r"], meta.get("lora_alpha", 8), bool(meta.get("use_rslora", False))
-    for hf_module, (names, kind, A, B) in plan.items():
+    for names, kind, A, B in plan.values():
         shared = None
         for name, (A_j, B_j) in zip(names, split(A, B) if len(names) == 3 else [(A, B)]):
             layer = (LoRAEmbedding if kind == "embedding" else LoRALinear)(model.get_submodule(name), r, alpha, meta.get("lora_dropout", 0.0), rslora)
