@@ -146,6 +146,20 @@ def test_older_layouts_load_too(tmp_path):
     assert np.abs(logits - np.load(TINY / "logits.npy", allow_pickle=False)).max() < 1e-5
 
 
+def test_sharded_checkpoints_load(tmp_path):
+    path = copy_tiny(tmp_path)
+    arrays = safetensors.load(path / "model.safetensors")
+    (path / "model.safetensors").unlink()
+    keys = list(arrays)
+    shards = {"model-00001-of-00002.safetensors": keys[:10], "model-00002-of-00002.safetensors": keys[10:]}
+    for shard, names in shards.items():
+        safetensors.save(path / shard, {k: arrays[k] for k in names}, {"format": "pt"})
+    weight_map = {k: shard for shard, names in shards.items() for k in names}
+    (path / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": weight_map}))
+    logits = hub.load_gpt2(path)(tiny_ids())[0].data
+    assert np.abs(logits - np.load(TINY / "logits.npy", allow_pickle=False)).max() < 1e-5
+
+
 def test_save_gpt2_refuses_a_model_with_an_adapter(tmp_path):
     from minilora.lora import LoraConfig, apply_lora
 
