@@ -138,12 +138,13 @@ def save_peft_adapter(model, path):
     (or ``load_gpt2`` read) for the model before ``apply_lora``.
     """
     config, groups = _adapter_groups(model)
-    tensors, first = {}, None
+    every = [layer for layers in groups.values() for layer in layers if layer is not None]
+    first = every[0]
+    if any(layer.scaling != first.scaling or layer.use_rslora != first.use_rslora for layer in every):
+        raise ValueError(f"PEFT gives an adapter one scaling, but these layers have {sorted({layer.scaling for layer in every})}")
+    tensors = {}
     for hf_module, layers in groups.items():
         present = [layer for layer in layers if layer is not None]
-        first = first or present[0]
-        if any(layer.scaling != first.scaling or layer.use_rslora != first.use_rslora for layer in present):
-            raise ValueError(f"{hf_module}: PEFT gives an adapter one scaling; these layers have {sorted({l.scaling for l in present})}")
         A, B = fuse(layers) if len(layers) == 3 else (present[0].lora_A.data, present[0].lora_B.data)
         tensors[hf_module] = (A, B, isinstance(present[0], LoRAEmbedding))
     rank = max(A.shape[0] for A, _, _ in tensors.values())
@@ -183,7 +184,7 @@ def _adapter_groups(model):
     groups, placed = {}, set()
     for hf_module, names in module_map(model.config).items():
         found = [layers.get(n) for n in names]
-        if any(found):
+        if any(layer is not None for layer in found):
             groups[hf_module] = found
             placed.update(n for n in names if n in layers)
     stray = sorted(set(layers) - placed)
