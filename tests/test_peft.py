@@ -183,6 +183,7 @@ REFUSALS = {
     "LoRA on a layer norm": (dict(weights=lambda a: a.update({"base_model.model.transformer.h.0.ln_1.lora_A.weight": np.ones((4, 32), np.float32), "base_model.model.transformer.h.0.ln_1.lora_B.weight": np.ones((32, 4), np.float32)})), "h.0.ln_1: LoRA on layer norms is not"),
     "several adapters in one file": (dict(weights=lambda a: a.update({"base_model.model.transformer.h.0.attn.c_attn.lora_A.other.weight": a[A_KEY]})), "lora_A.other.weight is not a LoRA factor"),
     "another model size": (dict(weights=lambda a: a.update({A_KEY: np.ones((4, 16), np.float32)})), r"c_attn: lora_A \(4, 16\).* need \(4, 32\)"),
+    "a dropout that is no probability": (dict(config={"lora_dropout": 1.5}), r"lora_dropout must be in \[0, 1\)"),
     "half a pair": (dict(weights=lambda a: a.pop("base_model.model.transformer.h.1.mlp.c_fc.lora_B.weight")), "h.1.mlp.c_fc: lora_B is missing"),
 }
 

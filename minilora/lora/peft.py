@@ -259,11 +259,19 @@ def load_peft_adapter(model, path):
     meta = _read_config(path)
     factors, base = _read_weights(path / WEIGHTS_FILE, module_map(model.config), model.config)
     plan = _plan(model, meta, factors)
-    r, alpha, rslora = meta["r"], meta.get("lora_alpha", 8), bool(meta.get("use_rslora", False))
+    targets = [n for names, _, _, _ in plan.values() for n in names]
+    try:  # PEFT's defaults where a field is absent; LoraConfig checks the values before anything changes
+        config = LoraConfig(
+            r=meta.get("r", 8), lora_alpha=meta.get("lora_alpha", 8), lora_dropout=meta.get("lora_dropout", 0.0),
+            target_modules=targets, bias=meta.get("bias", "none"), use_rslora=bool(meta.get("use_rslora", False)),
+        )  # fmt: skip
+    except ValueError as err:
+        raise PeftAdapterError(f"{path / CONFIG_FILE}: {err}") from err
     for names, kind, A, B in plan.values():
         shared = None
         for name, (A_j, B_j) in zip(names, split(A, B) if len(names) == 3 else [(A, B)]):
-            layer = (LoRAEmbedding if kind == "embedding" else LoRALinear)(model.get_submodule(name), r, alpha, meta.get("lora_dropout", 0.0), rslora)
+            kind_of_layer = LoRAEmbedding if kind == "embedding" else LoRALinear
+            layer = kind_of_layer(model.get_submodule(name), config.r, config.lora_alpha, config.lora_dropout, config.use_rslora)
             dtype = layer.base.weight.dtype
             if shared is None:
                 shared = Parameter(backend.asarray(A_j, dtype))  # one A for q, k and v (Eq. 13)
@@ -274,8 +282,6 @@ def load_peft_adapter(model, path):
             for name, array in zip(names, to_minilora(base[key], how)):
                 p = _param(model, name)
                 p.data = backend.asarray(array, p.dtype)
-    targets = [n for names, _, _, _ in plan.values() for n in names]
-    config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=meta.get("lora_dropout", 0.0), target_modules=targets, bias=meta.get("bias", "none"), use_rslora=rslora)
     object.__setattr__(model, "lora_config", config)
     mark_only_lora_as_trainable(model, config.bias)
     return model
