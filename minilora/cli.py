@@ -128,13 +128,14 @@ def _print_sample(model, tokenizer, prompt, n_tokens, temperature, top_k):
 
 
 def demo(args):
-    """The main job: pretrain on domain A, adapt to domain B with LoRA and friends, analyse."""
+    """The main job: adapt the shipped base with LoRA and friends, in both regimes, and analyse."""
     from minilora.experiments.lora_demo import DemoConfig, run_demo
 
-    config = DemoConfig.quick(seed=args.seed, out=args.out) if args.quick else DemoConfig(seed=args.seed, out=args.out)
+    config = DemoConfig(seed=args.seed, out=args.out, quick=args.quick, all=args.all)
     started = time.perf_counter()
-    print(f"minilora {ml.__version__}: LoRA from the ground up (seed {args.seed}{', quick' if args.quick else ''})")
-    run_demo(config)
+    mode = ", quick smoke test" if args.quick else (", every row" if args.all else "")
+    print(f"minilora {ml.__version__}: LoRA where its premise holds, and where it does not (seed {args.seed}{mode})")
+    run_demo(config, progress=sys.stderr.isatty())
     print(f"\nTotal time {time.perf_counter() - started:.0f} s. The method and these results are explained in docs/lora.md.")
     return 0
 
@@ -175,6 +176,22 @@ def compare(args):
     return 0
 
 
+def pretrain(args):
+    """Pretrain the shipped base (a character GPT on five genres of the plays), or export a finished run."""
+    from minilora.experiments import pretrain as recipe
+
+    if args.export:
+        npz_sha, json_sha = recipe.export_base(args.out, args.export)
+        print(f"exported {args.out} to {args.export}/shakespeare.npz (sha256 {npz_sha}) and shakespeare.json (sha256 {json_sha})")
+        return 0
+    print(f"minilora {ml.__version__}: pretraining the base model into {args.out}"
+          f"{' (resuming)' if args.resume else ''}; about two hours on 2 cores")
+    trainer = recipe.pretrain(args.out, resume=args.resume, progress=True)
+    last = trainer.history[-1]
+    print(f"done: step {last['step']}, train loss {last['train_loss']:.4f}, val loss {last['val_loss']:.4f}")
+    return 0
+
+
 def _indent(array, n):
     return "\n".join(" " * n + line for line in str(backend.to_numpy(array).round(4)).splitlines())
 
@@ -202,6 +219,10 @@ def build_parser():
     p.add_argument("--quick", action="store_true", help="tiny sizes, a few seconds (for tests)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--out", default="minilora-compare", help="directory for compare.json and the plots (default: ./minilora-compare)")
+    p = commands.add_parser("pretrain", help="pretrain the shipped base model on the plays (about two hours)")
+    p.add_argument("--out", default="minilora-pretrain", help="checkpoint directory (default: ./minilora-pretrain)")
+    p.add_argument("--resume", action="store_true", help="continue the run checkpointed in --out")
+    p.add_argument("--export", metavar="DIR", help="write the finished run in --out as a shippable base into DIR")
     p = commands.add_parser("sample", help="generate text from a checkpoint")
     p.add_argument("--ckpt", required=True, help="checkpoint directory written by `train`")
     p.add_argument("--prompt", default="\n", help="text to start from (default: a newline)")
@@ -253,9 +274,10 @@ def _demo_options(p, defaults=True):
     """The demo's flags; the subcommand's copy has no defaults, so flags given before
     the word `demo` are not overwritten by it."""
     default = (lambda value: value) if defaults else (lambda value: argparse.SUPPRESS)
-    p.add_argument("--quick", action="store_true", default=default(False), help="tiny sizes, a few seconds (for tests)")
+    p.add_argument("--quick", action="store_true", default=default(False), help="a smoke test of seconds; its numbers mean nothing")
+    p.add_argument("--all", action="store_true", default=default(False), help="every row of every task and the §7 adapters (about half an hour)")
     p.add_argument("--seed", type=int, default=default(0), help="random seed (default: 0)")
-    p.add_argument("--out", default=default("minilora-demo"), help="directory for plots and adapters (default: ./minilora-demo)")
+    p.add_argument("--out", default=default("minilora-demo"), help="directory for demo.json and the plots (default: ./minilora-demo)")
 
 
 def _tour_options(p):
@@ -276,7 +298,8 @@ def _field_help(name):
     return name
 
 
-COMMANDS = {None: demo, "demo": demo, "tour": tour, "train": train, "sample": sample, "eval": evaluate, "bench": bench, "compare": compare}
+COMMANDS = {None: demo, "demo": demo, "tour": tour, "train": train, "sample": sample, "eval": evaluate, "bench": bench, "compare": compare,
+            "pretrain": pretrain}
 
 
 def main(argv=None):

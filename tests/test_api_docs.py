@@ -56,6 +56,7 @@ MODULES = {
     "minilora.prune": "minilora.prune",
     "minilora.distill": "minilora.distill",
     "minilora.fileio": "minilora.fileio",
+    "minilora.pretrained": "minilora.pretrained",
 }
 
 # classes whose public members are part of the API -> the section that lists them
@@ -73,6 +74,7 @@ ENTRY_POINTS = {
     "minilora.experiments.bench_numpy": ["numpy_step"],
     "minilora.experiments.compare": ["CompareConfig", "run_compare"],
     "minilora.experiments.compare_tasks": ["DomainShiftTask", "SentimentTask"],
+    "minilora.experiments.pretrain": ["pretrain", "export_base", "base_tokenizer", "pretraining_data", "recipe"],
     "minilora.experiments.robustness": ["train_adversarial", "run_robustness_experiment", "robustness_table", "plot_robustness"],
 }
 

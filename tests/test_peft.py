@@ -1,4 +1,4 @@
-"""PEFT adapters: the fused c_attn maps (Eq. 12-14 in docs/lora.md) exact in float64, the
+"""PEFT adapters: the fused c_attn maps (Eq. 13-15 in docs/lora.md) exact in float64, the
 committed PEFT fixture without torch, round trips, refusals by name, and, where peft is
 installed, minilora's exports loaded by PeftModel and PEFT's adapters loaded here."""
 
@@ -35,7 +35,7 @@ def adapted(config, seed=0, scale=0.3):
 
 
 # ----------------------------------------------------------------------------
-# Eq. 12-14: exact in float64
+# Eq. 13-15: exact in float64
 
 
 def qkv_layers(subset, r=3, C=5, shared=False):
@@ -103,7 +103,7 @@ def test_a_peft_adapter_gives_pefts_logits():
     reference = np.load(TINY_PEFT / "logits.npy", allow_pickle=False)
     assert np.abs(model(ids())[0].data - reference).max() < 1e-5
     attn = model.blocks[0].attn
-    assert attn.q_proj.lora_A is attn.k_proj.lora_A is attn.v_proj.lora_A  # Eq. 13: one A for c_attn
+    assert attn.q_proj.lora_A is attn.k_proj.lora_A is attn.v_proj.lora_A  # Eq. 14: one A for c_attn
     assert not any(m.training for m in model.modules())  # eval mode, adapters included, as PEFT loads them
     assert model.num_parameters(trainable_only=True) == 2 * 4 * ((32 + 96) + (32 + 32) + (32 + 128) + (128 + 32))  # PEFT's count
     assert not any(p.requires_grad for n, p in model.named_parameters() if "lora_" not in n)

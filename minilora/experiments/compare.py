@@ -32,8 +32,8 @@ import time
 from minilora import backend
 from minilora.experiments import compare_plots
 from minilora.experiments import robustness as robustness_experiment
-from minilora.experiments.compare_tasks import DomainShiftTask, SentimentConfig, SentimentTask, train_config
-from minilora.experiments.lora_demo import DemoConfig, _add_recovery
+from minilora.experiments.compare_tasks import (DomainShiftConfig, DomainShiftTask, SentimentConfig, SentimentTask,
+                                                add_recovery, train_config)
 from minilora.lora import LoraConfig, apply_lora, count_parameters
 from minilora.lowrank import apply_svd_finetuning, compress_model, linear_targets
 from minilora.nn import freeze, unfreeze
@@ -58,7 +58,7 @@ METHODS = [
 class CompareConfig:
     seed: int = 0  # seeds the corpora, every model and every batch
     out: str = "minilora-compare"  # where compare.json and the plots go
-    domain: DemoConfig = None  # the domain-shift task's sizes and steps (default: DemoConfig's, smaller)
+    domain: DomainShiftConfig = None  # the domain-shift task's sizes and steps
     sentiment: SentimentConfig = None  # the sentiment task's sizes and steps
     compress_divisor: int = 4  # truncated SVD keeps rank n_embd / compress_divisor in every block's Linear layers
     temperature: float = 2.0  # distillation temperature T (Eq. 5 in docs/compare.md)
@@ -69,7 +69,7 @@ class CompareConfig:
 
     def __post_init__(self):
         if self.domain is None:
-            self.domain = DemoConfig(n_layer=2, block_size=32, batch_size=16, pretrain_iters=400, adapt_iters=200)
+            self.domain = DomainShiftConfig()
         if self.sentiment is None:
             self.sentiment = SentimentConfig()
         self.domain = dataclasses.replace(self.domain, seed=self.seed, out=self.out)
@@ -82,7 +82,7 @@ class CompareConfig:
         tiny = TrainConfig(max_iters=12, batch_size=16, lr=3e-3, min_lr=3e-4, warmup_iters=2, eval_interval=12, eval_iters=1)
         robustness = dict(seeds=(seed,), eps_values=(0.0, 0.5), pgd_steps=2, n_eval=40, eps_warmup=0,
                           model_config=dict(encoder="transformer", n_layer=1, n_head=2, n_embd=8), train_config=tiny)  # fmt: skip
-        domain = DemoConfig.quick(n_layer=1, n_embd=16, pretrain_iters=20, adapt_iters=10)
+        domain = DomainShiftConfig.quick(n_layer=1, n_embd=16, pretrain_iters=20, adapt_iters=10)
         return cls(seed, out, domain, SentimentConfig.quick(), robustness=robustness, quick=True)
 
 
@@ -194,7 +194,7 @@ def run_task(task, config, log=print):
     trainer, seconds = _timed(lambda: task.train(student, iters, c.pretrain_lr))
     add("the student alone", "stored", student.num_parameters(), student, seconds, trainer, f"width {width}")
     if task.metric == "loss_b":
-        _add_recovery(rows)
+        add_recovery(rows)
     return dict(task=task.name, metric=task.metric, higher_is_better=task.higher_is_better, full_size=full_size,
                 pretrain_seconds=pretrain_seconds, pretrain_loss=task.pretrain_loss, rows=rows)  # fmt: skip
 

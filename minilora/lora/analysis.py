@@ -46,3 +46,19 @@ def subspace_similarity(a1, a2):
     i = xp.arange(1, u.shape[1] + 1)[:, None]
     j = xp.arange(1, v.shape[1] + 1)[None, :]
     return cumulative / xp.minimum(i, j)
+
+
+def amplification_factor(delta_w, w, r):
+    """‖ΔW‖_F / ‖Uᵀ W V‖_F, with U, V the top-r left and right singular vectors of ΔW.
+
+    The LoRA paper (§7.3) asks how strongly the update amplifies directions
+    that W already has: it projects W onto ΔW's own r-dimensional input and
+    output subspaces and compares norms (Eq. 12 in docs/lora.md). A large
+    factor means ΔW boosts directions W uses only weakly, instead of
+    repeating W's top directions; the paper finds about 20 at r = 4 for
+    GPT-3's query and value updates.
+    """
+    xp = backend.get_array_module(delta_w)
+    u, _, vt = xp.linalg.svd(delta_w.astype(backend.float64), full_matrices=False)
+    projected = u[:, :r].T @ w.astype(backend.float64) @ vt[:r].T  # (r, r)
+    return float(xp.linalg.norm(delta_w.astype(backend.float64)) / xp.linalg.norm(projected))

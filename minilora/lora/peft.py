@@ -9,11 +9,11 @@ that exists on both sides maps one to one. The exception is attention: GPT-2
 fuses q, k and v into ``c_attn``, minilora keeps them apart, and
 
 * q/k/v adapters become one c_attn adapter with A stacked and B block-structured
-  (Eq. 12 in docs/lora.md);
+  (Eq. 13 in docs/lora.md);
 * a c_attn adapter becomes q, k and v adapters that share its A, one Parameter
-  held by three layers, so the gradient of A sums the three uses (Eq. 13);
+  held by three layers, so the gradient of A sums the three uses (Eq. 14);
 * PEFT's single rank is met by padding with zero rows and columns, which changes
-  neither the product nor its training (Eq. 14).
+  neither the product nor its training (Eq. 15).
 
 What PEFT can express and minilora cannot (DoRA, per-module ranks, several
 adapters, LoRA on a LayerNorm, ...) is refused by name, before anything changes.
@@ -82,15 +82,15 @@ def _param(model, name):
 
 
 # ----------------------------------------------------------------------------
-# The fused map, Eq. 12-14 in docs/lora.md
+# The fused map, Eq. 13-15 in docs/lora.md
 
 
 def fuse(layers):
     """One c_attn adapter (A_c, B_c) from minilora's q, k, v layers (None where a projection has no adapter).
 
-    A_c stacks each distinct A once (layers that share an A, Eq. 13, keep sharing
+    A_c stacks each distinct A once (layers that share an A, Eq. 14, keep sharing
     it) and B_c places each B_j in the rows of output j and the columns of its A
-    (Eq. 12), so s·B_c A_c = [s·B_q A_q; s·B_k A_k; s·B_v A_v].
+    (Eq. 13), so s·B_c A_c = [s·B_q A_q; s·B_k A_k; s·B_v A_v].
     """
     present = [layer for layer in layers if layer is not None]
     xp = backend.get_array_module(present[0].lora_A.data)
@@ -107,19 +107,19 @@ def fuse(layers):
 
 
 def split(A, B):
-    """q, k and v's (A, B_j) from a c_attn adapter: one A for all three, B cut into its row blocks (Eq. 13)."""
+    """q, k and v's (A, B_j) from a c_attn adapter: one A for all three, B cut into its row blocks (Eq. 14)."""
     return [(A, B_j) for B_j in backend.get_array_module(B).split(B, 3, axis=0)]  # (3C, r) -> three (C, r)
 
 
 def pad(A, B, rank):
-    """(A, B) padded to ``rank`` with zero rows of A and zero columns of B: BA is unchanged (Eq. 14)."""
+    """(A, B) padded to ``rank`` with zero rows of A and zero columns of B: BA is unchanged (Eq. 15)."""
     xp = backend.get_array_module(A)
     extra = rank - A.shape[0]
     return xp.concatenate([A, xp.zeros((extra, A.shape[1]), A.dtype)]), xp.concatenate([B, xp.zeros((B.shape[0], extra), B.dtype)], axis=1)
 
 
 def alpha_for_rank(layer, rank):
-    """The lora_alpha that keeps a layer's scaling s at ``rank``: α·R/r, or α·√(R/r) with rsLoRA (Eq. 14)."""
+    """The lora_alpha that keeps a layer's scaling s at ``rank``: α·R/r, or α·√(R/r) with rsLoRA (Eq. 15)."""
     if rank == layer.r:
         return layer.lora_alpha
     alpha = layer.lora_alpha * math.sqrt(rank / layer.r) if layer.use_rslora else layer.lora_alpha * rank / layer.r
@@ -274,7 +274,7 @@ def load_peft_adapter(model, path):
             layer = kind_of_layer(model.get_submodule(name), config.r, config.lora_alpha, config.lora_dropout, config.use_rslora)
             dtype = layer.base.weight.dtype
             if shared is None:
-                shared = Parameter(backend.asarray(A_j, dtype))  # one A for q, k and v (Eq. 13)
+                shared = Parameter(backend.asarray(A_j, dtype))  # one A for q, k and v (Eq. 14)
             layer.lora_A, layer.lora_B = shared, Parameter(backend.asarray(B_j, dtype))
             model.set_submodule(name, layer.train(model.training))  # a model in eval mode keeps lora_dropout off
     for key, names, how, _ in layout(model.config):
