@@ -19,10 +19,11 @@ from minilora.lora.model import (
     target_names,
     unmerge_lora,
 )
+from minilora.lora.peft import PeftAdapterError, load_peft_adapter, save_peft_adapter
 
 __all__ = [
     "LoraConfig", "apply_lora", "LoRALinear", "LoRAEmbedding", "LoRARNN", "LoRALayer",
     "mark_only_lora_as_trainable", "lora_state_dict", "merge_lora", "unmerge_lora",
     "merge_and_unload", "save_adapter", "load_adapter", "count_parameters", "lora_layers",
-    "target_names", "lora_scaling", "weights_path", "base_fingerprint",
+    "target_names", "lora_scaling", "weights_path", "base_fingerprint", "save_peft_adapter", "load_peft_adapter", "PeftAdapterError",
 ]  # fmt: skip

@@ -38,6 +38,9 @@ class GPTConfig:
     n_embd: int = 128  # width of the residual stream
     dropout: float = 0.0  # dropout on embeddings, attention weights and block outputs
     bias: bool = True  # biases in the Linear layers and LayerNorms
+    tie_word_embeddings: bool = False  # lm_head uses tok_emb's table: one Parameter, as GPT-2 does (Eq. A6 in docs/math.md)
+    layer_norm_eps: float = 1e-5  # ε under the square root of every LayerNorm (GPT-2 and PyTorch use 1e-5)
+    n_inner: int = None  # width of the MLP's hidden layer; None means 4·n_embd
 
     def __post_init__(self):
         check_transformer_config(self)
@@ -66,12 +69,17 @@ def check_transformer_config(config):
 
 
 class MLP(Module):
-    """fc_in (C -> 4C), GELU, fc_out (4C -> C), dropout: the block's second half (Eq. A4 in docs/math.md)."""
+    """fc_in (C -> 4C), GELU, fc_out (4C -> C), dropout: the block's second half (Eq. A4 in docs/math.md).
+
+    The GELU is the tanh form GPT-2 uses (``gelu_new`` in Transformers); the
+    hidden width is ``config.n_inner`` where it is set.
+    """
 
     def __init__(self, config):
         super().__init__()
-        self.fc_in = Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
-        self.fc_out = Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
+        hidden = getattr(config, "n_inner", None) or 4 * config.n_embd  # ClassifierConfig has no n_inner
+        self.fc_in = Linear(config.n_embd, hidden, bias=config.bias)
+        self.fc_out = Linear(hidden, config.n_embd, bias=config.bias)
         self.dropout = Dropout(config.dropout)
 
     def forward(self, x):
@@ -87,10 +95,11 @@ class Block(Module):
 
     def __init__(self, config):
         super().__init__()
-        self.ln1 = LayerNorm(config.n_embd, bias=config.bias)
+        eps = getattr(config, "layer_norm_eps", 1e-5)  # the classifier's config keeps LayerNorm's default
+        self.ln1 = LayerNorm(config.n_embd, eps=eps, bias=config.bias)
         self.attn = CausalSelfAttention(config.n_embd, config.n_head, config.block_size, config.dropout, config.bias)
         self.resid_dropout = Dropout(config.dropout)
-        self.ln2 = LayerNorm(config.n_embd, bias=config.bias)
+        self.ln2 = LayerNorm(config.n_embd, eps=eps, bias=config.bias)
         self.mlp = MLP(config)
 
     def forward(self, x, key_padding_mask=None):
@@ -113,8 +122,8 @@ def init_transformer_weights(model, n_layer):
 
 class GPT(Module):
     """The language model of Eq. A4 in docs/math.md: token and position embeddings,
-    ``config.n_layer`` Blocks, ``ln_f`` and an untied ``lm_head``, with GPT-2's
-    initialisation. ``forward(idx, targets)`` returns the logits and the mean
+    ``config.n_layer`` Blocks, ``ln_f`` and an ``lm_head`` (untied unless
+    ``config.tie_word_embeddings``), with GPT-2's initialisation. ``forward(idx, targets)`` returns the logits and the mean
     cross-entropy against ``targets`` (the next tokens); its size is Eq. A5.
     """
 
@@ -125,8 +134,13 @@ class GPT(Module):
         self.pos_emb = Embedding(config.block_size, config.n_embd)
         self.drop = Dropout(config.dropout)
         self.blocks = ModuleList(Block(config) for _ in range(config.n_layer))
-        self.ln_f = LayerNorm(config.n_embd, bias=config.bias)
-        self.lm_head = Linear(config.n_embd, config.vocab_size, bias=False)
+        self.ln_f = LayerNorm(config.n_embd, eps=config.layer_norm_eps, bias=config.bias)
+        if config.tie_word_embeddings:
+            # The same Parameter object in both places: its gradient is the sum of the
+            # lookup's and the output layer's (Eq. A6 in docs/math.md), and it is saved once.
+            self.lm_head = Linear.from_weights(self.tok_emb.weight)
+        else:
+            self.lm_head = Linear(config.n_embd, config.vocab_size, bias=False)
         init_transformer_weights(self, config.n_layer)
 
     def forward(self, idx, targets=None):
