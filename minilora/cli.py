@@ -188,7 +188,7 @@ def pretrain(args):
         return 0
     print(f"minilora {ml.__version__}: pretraining the base model into {args.out}"
           f"{' (resuming)' if args.resume else ''}; about two hours on 2 cores")
-    trainer = recipe.pretrain(args.out, resume=args.resume, progress=True)
+    trainer = recipe.pretrain(args.out, resume=args.resume, overwrite=args.overwrite, progress=True)
     last = trainer.history[-1]
     print(f"done: step {last['step']}, train loss {last['train_loss']:.4f}, val loss {last['val_loss']:.4f}")
     return 0
@@ -224,6 +224,7 @@ def build_parser():
     p = commands.add_parser("pretrain", help="pretrain the shipped base model on the plays (about two hours)")
     p.add_argument("--out", default="minilora-pretrain", help="checkpoint directory (default: ./minilora-pretrain)")
     p.add_argument("--resume", action="store_true", help="continue the run checkpointed in --out")
+    p.add_argument("--overwrite", action="store_true", help="start again, replacing the checkpoint in --out")
     p.add_argument("--export", metavar="DIR", help="write the finished run in --out as a shippable base into DIR")
     p = commands.add_parser("sample", help="generate text from a checkpoint")
     p.add_argument("--ckpt", required=True, help="checkpoint directory written by `train`")

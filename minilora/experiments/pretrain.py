@@ -53,8 +53,12 @@ def pretraining_data(tokenizer, genres=PRETRAIN_GENRES):
 
 
 def pretrain(out="minilora-pretrain", train_config=TRAIN_CONFIG, model_config=MODEL_CONFIG, resume=False,
-             log=print, progress=True):
-    """Run the recipe; returns the Trainer. Checkpoints go to ``out`` after every evaluation."""
+             overwrite=False, log=print, progress=True):
+    """Run the recipe; returns the Trainer. Checkpoints go to ``out`` after every evaluation.
+
+    A directory that already holds a checkpoint needs ``resume=True`` (go on) or
+    ``overwrite=True`` (start again), as for ``python -m minilora train``.
+    """
     backend.manual_seed(train_config.seed)
     tokenizer = base_tokenizer()
     train_ids, val_ids = pretraining_data(tokenizer)
@@ -65,7 +69,8 @@ def pretrain(out="minilora-pretrain", train_config=TRAIN_CONFIG, model_config=MO
         f"(validation: {val_ids.shape[0]:,} characters of other plays)")
     cfg = train_config
     train_batch, eval_sets = lm_batches(train_ids, val_ids, cfg.block_size, cfg.batch_size, cfg.eval_iters, cfg.seed)
-    checkpoint = {"directory": out, "kind": "gpt", "model_config": config, "tokenizer": tokenizer} if out else None
+    checkpoint = ({"directory": out, "kind": "gpt", "model_config": config, "tokenizer": tokenizer, "overwrite": overwrite}
+                  if out else None)
     trainer = Trainer(model, train_config, train_batch, eval_sets, checkpoint, log=log, progress=progress)
     if resume:
         trainer.resume(out)
