@@ -226,6 +226,25 @@ def scatter_add(target, indices, values):
     return target
 
 
+def erf(a):
+    """The error function erf(a), elementwise, on the backend that owns ``a``.
+
+    numpy has no erf, so the host uses scipy's (a C implementation accurate to a
+    few float64 ulps); cupy has its own in cupyx. The exact GELU needs it.
+    """
+    if isinstance(a, FakeDeviceArray):
+        import scipy.special
+
+        return FakeDeviceArray(scipy.special.erf(a._array))
+    if _is_cupy(a):
+        import cupyx.scipy.special
+
+        return cupyx.scipy.special.erf(a)
+    import scipy.special
+
+    return scipy.special.erf(a)
+
+
 def save_npz(file, arrays):
     """Write a dict of arrays (from any backend) as an uncompressed .npz to an open file."""
     numpy.savez(file, **{name: to_numpy(a) for name, a in arrays.items()})
