@@ -36,6 +36,8 @@ MODULES = {
     "minilora.models.generation": "minilora.models",
     "minilora.models.gpt": "minilora.models",
     "minilora.models.rnn": "minilora.models",
+    "minilora.hub": "minilora.hub",
+    "minilora.hub.safetensors": "minilora.hub",
     "minilora.data": "minilora.data",
     "minilora.train": "minilora.train",
     "minilora.train.checkpoint": "minilora.train",
