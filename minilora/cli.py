@@ -188,6 +188,22 @@ def fetch(args):
     return 0
 
 
+def pretrain(args):
+    """Pretrain the shipped base (a character GPT on five genres of the plays), or export a finished run."""
+    from minilora.experiments import pretrain as recipe
+
+    if args.export:
+        sha = recipe.export_base(args.out, args.export)
+        print(f"exported {args.out} to {args.export}/shakespeare.npz (sha256 {sha})")
+        return 0
+    print(f"minilora {ml.__version__}: pretraining the base model into {args.out}"
+          f"{' (resuming)' if args.resume else ''}; about two hours on 2 cores")
+    trainer = recipe.pretrain(args.out, resume=args.resume, progress=True)
+    last = trainer.history[-1]
+    print(f"done: step {last['step']}, train loss {last['train_loss']:.4f}, val loss {last['val_loss']:.4f}")
+    return 0
+
+
 def _indent(array, n):
     return "\n".join(" " * n + line for line in str(backend.to_numpy(array).round(4)).splitlines())
 
@@ -217,6 +233,10 @@ def build_parser():
     p.add_argument("--out", default="minilora-compare", help="directory for compare.json and the plots (default: ./minilora-compare)")
     p = commands.add_parser("fetch", help="download a pretrained model (all-MiniLM-L6-v2) into minilora's cache")
     p.add_argument("model", choices=["minilm"], help="minilm: all-MiniLM-L6-v2, a 6-layer BERT sentence encoder (docs/pretrained.md)")
+    p = commands.add_parser("pretrain", help="pretrain the shipped base model on the plays (about two hours)")
+    p.add_argument("--out", default="minilora-pretrain", help="checkpoint directory (default: ./minilora-pretrain)")
+    p.add_argument("--resume", action="store_true", help="continue the run checkpointed in --out")
+    p.add_argument("--export", metavar="DIR", help="write the finished run in --out as a shippable base into DIR")
     p = commands.add_parser("sample", help="generate text from a checkpoint")
     p.add_argument("--ckpt", required=True, help="checkpoint directory written by `train`")
     p.add_argument("--prompt", default="\n", help="text to start from (default: a newline)")
@@ -291,7 +311,8 @@ def _field_help(name):
     return name
 
 
-COMMANDS = {None: demo, "demo": demo, "tour": tour, "train": train, "sample": sample, "eval": evaluate, "bench": bench, "compare": compare, "fetch": fetch}
+COMMANDS = {None: demo, "demo": demo, "tour": tour, "train": train, "sample": sample, "eval": evaluate, "bench": bench, "compare": compare,
+            "pretrain": pretrain, "fetch": fetch}
 
 
 def main(argv=None):

@@ -1,4 +1,4 @@
-"""Data: character, word and WordPiece tokenizers, built-in corpora, text files and batches.
+"""Data: character, word and WordPiece tokenizers, built-in corpora, the plays, text files and batches.
 
     from minilora.data import CharTokenizer, load_corpus, train_val_split, get_batch
 
@@ -12,6 +12,7 @@ batches from the generator that ``minilora.manual_seed`` sets.
 """
 
 from minilora.data.corpora import domain_a, domain_b, two_domain_corpus
+from minilora.data.plays import GENRES, SPLITS, Line, Play, load_plays, parse_play, plays_text
 from minilora.data.sentiment import NEGATIVE_WORDS, POSITIVE_WORDS, sentiment_corpus
 from minilora.data.text import (
     builtin_names,
@@ -37,6 +38,13 @@ __all__ = [
     "domain_a",
     "domain_b",
     "sentiment_corpus",
+    "GENRES",
+    "SPLITS",
+    "Line",
+    "Play",
+    "load_plays",
+    "parse_play",
+    "plays_text",
     "POSITIVE_WORDS",
     "NEGATIVE_WORDS",
     "train_val_split",

@@ -70,6 +70,7 @@ class Trainer:
         self.step = 0
         self.history = []  # one dict per evaluation: step, <name>_loss, lr, elapsed
         self.step_seconds = []  # the duration of each training step (no evaluation, no saving)
+        self.step_losses = []  # the training loss of each step this process ran
         self.last_saved_step = None  # the step of the newest checkpoint written
 
     # -- evaluation --------------------------------------------------------------
@@ -107,6 +108,7 @@ class Trainer:
                     self._stop(f"the gradient norm became {norm}")
             self.optimizer.step()
             self.step_seconds.append(time.perf_counter() - started)
+            self.step_losses.append(loss_value)
             if progress:
                 progress.update(self.step, tokens=batch[0].size, loss=loss_value, lr=f"{lr:.2e}")
             self.step += 1
