@@ -147,7 +147,8 @@ def bench(args):
 
     print(f"minilora {ml.__version__} benchmark ({'quick' if args.quick else 'small and medium'} sizes)")
     sizes = ("quick",) if args.quick else ("small", "medium")
-    result = run_bench(sizes, warmup=1 if args.quick else args.warmup, repeats=2 if args.quick else args.repeats, log=lambda *_: None)
+    result = run_bench(sizes, warmup=1 if args.quick else args.warmup, repeats=2 if args.quick else args.repeats, log=lambda *_: None,
+                       bert=not args.quick)
     print("\n" + markdown_table(result))
     if args.gpu:
         if not backend.gpu_available():
