@@ -83,8 +83,8 @@ def _json(files, name, required=True):
 
 def _weights(files):
     """The checkpoint's tensors, {name: host array}, read by hub.safetensors."""
-    if files._zip is None and (files.path / "model.safetensors").is_file():
-        return safetensors.load(files.path / "model.safetensors")
+    if files.local_path("model.safetensors"):
+        return safetensors.load(files.local_path("model.safetensors"))
     data = files.read("model.safetensors")
     if data is None:
         hint = " (pytorch_model.bin is a pickle, which minilora does not load)" if files.read("pytorch_model.bin") else ""

@@ -126,6 +126,11 @@ class ModelFiles:
         else:
             self._zip = outer
 
+    def local_path(self, name):
+        """The path of ``name`` when the files are a directory (so it can be read in place), else None."""
+        file = self.path / name
+        return file if self._zip is None and file.is_file() else None
+
     def read(self, name):
         if self._zip is None:
             file = self.path / name
