@@ -54,9 +54,9 @@ def soft_target_kl(student_logits, teacher_logits, temperature=1.0):
         raise ValueError(f"student and teacher logits must have the same shape (..., classes), got {student_logits.shape} and {teacher.shape}")
     scale = 1.0 / temperature  # a Python float, so float32 logits stay float32
     with no_grad():
-        log_p = ops.log_softmax(teacher * scale, axis=-1).data  # teacher: log softmax(t/T), the same op as the student's
+        log_p = ops.log_softmax(teacher * scale, dim=-1).data  # teacher: log softmax(t/T), the same op as the student's
     p = backend.get_array_module(log_p).exp(log_p)
-    log_q = ops.log_softmax(student_logits * scale, axis=-1)  # student: log softmax(s/T), in the graph
+    log_q = ops.log_softmax(student_logits * scale, dim=-1)  # student: log softmax(s/T), in the graph
     rows = student_logits.size // student_logits.shape[-1]
     return -((log_q - log_p) * p).sum() * (1.0 / rows)  # Σ p (log p − log q) / rows
 

@@ -45,3 +45,14 @@ def _fsync_directory(directory):
         pass
     finally:
         os.close(fd)
+
+
+def sha256_file(path):
+    """The sha256 of a file's bytes, as 64 hex digits (read in 1 MiB blocks)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

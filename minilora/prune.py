@@ -21,8 +21,8 @@ further training (an optimizer step, weight decay) leaves the model pruned.
 import numbers
 
 from minilora import backend
+from minilora.adapters import linear_targets
 from minilora.autograd import ops
-from minilora.lowrank import linear_targets
 from minilora.nn.layers import Linear
 from minilora.nn.module import Module
 

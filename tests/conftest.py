@@ -1,7 +1,9 @@
-import numpy as np
+"""Fixtures only; helpers that tests import live in tests/helpers.py."""
+
 import pytest
 
 import minilora as ml
+from minilora.data import sentiment_corpus, two_domain_corpus
 
 
 @pytest.fixture(autouse=True)
@@ -11,23 +13,13 @@ def _fresh_seed():
     yield
 
 
-def t64(shape_or_array, *, low=-1.0, high=1.0, requires_grad=True, seed=None):
-    """A float64 tensor: random in [low, high) for a shape, or wrapping an array."""
-    if isinstance(shape_or_array, tuple):
-        rng = np.random.default_rng(seed if seed is not None else hash(shape_or_array) % 2**32)
-        array = rng.uniform(low, high, size=shape_or_array)
-    else:
-        array = np.asarray(shape_or_array, dtype=np.float64)
-    return ml.Tensor(np.asarray(array, dtype=np.float64), requires_grad=requires_grad)
+@pytest.fixture(scope="module")
+def domains():
+    """The two generated text domains at seed 0 (tests/test_data_*.py)."""
+    return two_domain_corpus(seed=0)
 
 
-def graph_ops(out):
-    """Every op node (Function) in the graph below the tensor ``out``, each once."""
-    stack, seen = [out.grad_fn], set()
-    while stack:
-        fn = stack.pop()
-        if fn is None or fn.is_leaf or id(fn) in seen:
-            continue
-        seen.add(id(fn))
-        yield fn
-        stack.extend(fn.parents)
+@pytest.fixture(scope="module")
+def reviews():
+    """20,000 labelled reviews at seed 0 (tests/test_data_sentiment.py)."""
+    return sentiment_corpus(n=20000, seed=0)

@@ -405,6 +405,7 @@ def test_accuracy_under_attack_at_zero_is_accuracy_and_relative_eps_scales_by_rh
     assert relative[1] < relative[0]  # a radius of three tokens' length moves some decisions
 
 
+@pytest.mark.slow  # trains and attacks models
 def test_the_experiment_is_train_adversarial_then_accuracy_under_attack():
     tiny = TrainConfig(max_iters=2, batch_size=16, eval_interval=2, eval_iters=1)
     small = dict(n_layer=1, n_head=2, n_embd=8)

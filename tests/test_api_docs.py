@@ -33,6 +33,7 @@ MODULES = {
     "minilora.nn.init": "minilora.nn.init",
     "minilora.optim": "minilora.optim",
     "minilora.models": "minilora.models",
+    "minilora.models.common": "minilora.models",
     "minilora.models.generation": "minilora.models",
     "minilora.models.gpt": "minilora.models",
     "minilora.models.rnn": "minilora.models",
@@ -43,9 +44,11 @@ MODULES = {
     "minilora.train.checkpoint": "minilora.train",
     "minilora.train.lm": "minilora.train",
     "minilora.train.classify": "minilora.train",
-    "minilora.train.distill": "minilora.train",
+    "minilora.train.student": "minilora.train",
     "minilora.train.plots": "minilora.train",
     "minilora.train.progress": "minilora.train",
+    "minilora.matrices": "minilora.matrices",
+    "minilora.adapters": "minilora.adapters",
     "minilora.lora": "minilora.lora",
     "minilora.lora.analysis": "minilora.lora",
     "minilora.lowrank": "minilora.lowrank",
@@ -54,6 +57,7 @@ MODULES = {
     "minilora.prune": "minilora.prune",
     "minilora.distill": "minilora.distill",
     "minilora.fileio": "minilora.fileio",
+    "minilora.pretrained": "minilora.pretrained",
 }
 
 # classes whose public members are part of the API -> the section that lists them
@@ -67,11 +71,13 @@ CLASSES = {
 # the functions behind the commands, and what the comparison is made of
 ENTRY_POINTS = {
     "minilora.experiments.lora_demo": ["DemoConfig", "run_demo"],
+    "minilora.experiments.demo_tasks": ["teacher_task", "verse_task", "histories_task", "TASKS", "plant_low_rank",
+                                        "planted_similarity", "is_verse"],
     "minilora.experiments.bench": ["run_bench", "run_gpu_bench", "gpt_flops"],
     "minilora.experiments.bench_numpy": ["numpy_step"],
     "minilora.experiments.compare": ["CompareConfig", "run_compare"],
     "minilora.experiments.compare_tasks": ["DomainShiftTask", "SentimentTask"],
-    "minilora.experiments.pretrain": ["pretrain", "export_base", "base_tokenizer", "pretraining_data", "recipe", "file_sha256"],
+    "minilora.experiments.pretrain": ["pretrain", "export_base", "base_tokenizer", "pretraining_data", "recipe"],
     "minilora.experiments.robustness": ["train_adversarial", "run_robustness_experiment", "robustness_table", "plot_robustness"],
 }
 

@@ -1,4 +1,4 @@
-"""The backend module: the only door to numpy and cupy."""
+"""The backend package: the only door to numpy and cupy."""
 
 import ast
 import pathlib
@@ -12,6 +12,7 @@ import minilora as ml
 from minilora import backend
 
 PACKAGE = pathlib.Path(ml.__file__).parent
+BACKEND = PACKAGE / "backend"
 ARRAY_LIBRARIES = {"numpy", "cupy", "cupyx"}
 
 
@@ -35,10 +36,23 @@ def test_only_backend_imports_numpy_or_cupy():
     offenders = {
         str(path.relative_to(PACKAGE.parent)): sorted(set(_imported_modules(path)) & ARRAY_LIBRARIES)
         for path in PACKAGE.rglob("*.py")
-        if path.name != "backend.py" or path.parent != PACKAGE
+        if BACKEND not in path.parents
     }
     offenders = {k: v for k, v in offenders.items() if v}
-    assert not offenders, f"only minilora/backend.py may import numpy/cupy: {offenders}"
+    assert not offenders, f"only the files of minilora/backend/ may import numpy/cupy: {offenders}"
+
+
+def test_the_backend_package_is_what_imports_numpy():
+    """The rule above exempts a real folder, whose files do import numpy (so the exemption is needed)."""
+    files = sorted(BACKEND.glob("*.py"))
+    assert BACKEND / "__init__.py" in files
+    assert any("numpy" in set(_imported_modules(path)) for path in files)
+
+
+def test_backend_files_stay_small():
+    """Each file of the backend is read in one sitting (CONTRIBUTING.md: backend files under ~250 lines)."""
+    lengths = {path.name: len(path.read_text(encoding="utf-8").splitlines()) for path in BACKEND.glob("*.py")}
+    assert max(lengths.values()) <= 250, lengths
 
 
 def test_the_import_check_can_fail(tmp_path):
@@ -49,6 +63,12 @@ def test_the_import_check_can_fail(tmp_path):
 
 def test_importing_minilora_does_not_import_cupy():
     code = "import sys, minilora, minilora.nn.functional; print('cupy' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_importing_the_trainer_does_not_import_matplotlib():
+    code = "import sys, minilora, minilora.train, minilora.lora, minilora.lowrank; print('matplotlib' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

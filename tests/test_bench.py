@@ -27,6 +27,7 @@ def test_bench_without_torch_says_what_it_skipped(monkeypatch):
     assert "| quick | " in bench.markdown_table(result).split("merged LoRA")[1]
 
 
+@pytest.mark.slow  # times every case against PyTorch
 @pytest.mark.skipif(not bench_torch.available(), reason="torch is optional")
 def test_bench_with_torch_reports_ratios():
     result = quick()
@@ -40,6 +41,7 @@ def test_flop_count_of_a_training_step_is_three_forwards():
     assert bench.gpt_flops(size, "full") == 3 * bench.gpt_flops(size, "inference")
 
 
+@pytest.mark.slow  # runs the benchmark command
 def test_bench_command_writes_json(tmp_path):
     out = subprocess.run([sys.executable, "-m", "minilora", "bench", "--quick", "--out", str(tmp_path)], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
@@ -59,6 +61,7 @@ def test_gpu_column_runs_its_device_path_on_the_fake_device():
     assert "| 16 |" in table and "fake tokens/s" in table
 
 
+@pytest.mark.slow  # runs the benchmark command
 def test_bench_gpu_flag_without_a_gpu_says_so(tmp_path):
     from minilora import backend
 

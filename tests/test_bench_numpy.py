@@ -15,7 +15,7 @@ QUICK = bench.SIZES["quick"]
 
 def quick_gpt(seed=0):
     """The benchmark's quick GPT in float64, and the batch drawn right after it (as minilora_step does)."""
-    model = bench._gpt(QUICK, seed).double()
+    model = bench.bench_gpt(QUICK, seed).double()
     x = backend.randint(0, bench.VOCAB, (QUICK["batch_size"], QUICK["block_size"]))
     return model, x
 
@@ -106,7 +106,7 @@ def test_a_whole_training_step_matches_minilora():
 def test_numpy_step_trains_on_what_minilora_step_trains_on():
     """Same weights and batch as minilora_step(size, "full", seed): the first losses agree in float32."""
     step = numpy_step(QUICK, seed=3)
-    model = bench._gpt(QUICK, 3)
+    model = bench.bench_gpt(QUICK, 3)
     x = backend.randint(0, bench.VOCAB, (QUICK["batch_size"], QUICK["block_size"]))
     np.testing.assert_array_equal(step.batch, x)
     for name, p in model.state_dict().items():

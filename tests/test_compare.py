@@ -10,6 +10,8 @@ import pytest
 from minilora.experiments.compare import METHODS, OFT_BLOCK, CompareConfig, run_compare
 from minilora.train.classify import sentiment_splits
 
+pytestmark = pytest.mark.slow  # one run of the comparison, shared by every test here
+
 
 @pytest.fixture(scope="module")
 def cli_run(tmp_path_factory):
@@ -51,7 +53,7 @@ def _gpt_size(V, T, C, n_layer):
 def test_parameter_counts_follow_from_the_shapes(cli_run):
     """Every count in the table, recomputed from the model sizes with the formulas of docs/compare.md (Eq. 1 and 8)."""
     _, _, saved = cli_run
-    config = CompareConfig.quick_run()
+    config = CompareConfig.quick()
     tokenizer, train, _ = sentiment_splits(n=config.sentiment.n_sentences, seed=0)
     for task, c in (("domain shift", config.domain), ("sentiment", config.sentiment)):
         result = saved["tasks"][task]
@@ -59,14 +61,14 @@ def test_parameter_counts_follow_from_the_shapes(cli_run):
         C, L = c.n_embd, c.n_layer
         if task == "domain shift":  # the demo's 70 characters; lm_head has no bias
 
-            def size(width):
+            def size(width, c=c, L=L):
                 return _gpt_size(70, c.block_size, width, L)
 
             V, head, extra = 70, 70 * C, 0
         else:  # words; the classifier's head (2 classes, with bias) replaces lm_head and trains with every adapter
             V = tokenizer.vocab_size
 
-            def size(width):
+            def size(width, V=V, L=L):
                 return _gpt_size(V, train.x.shape[1], width, L) - V * width + 2 * width + 2
 
             head = extra = 2 * C + 2
@@ -102,7 +104,7 @@ def test_recovery_is_the_share_of_full_fine_tunings_gain(cli_run):
 
 def test_the_same_seed_gives_the_same_metrics(cli_run, tmp_path):
     _, _, saved = cli_run
-    config = CompareConfig.quick_run(out=str(tmp_path))
+    config = CompareConfig.quick(out=str(tmp_path))
     config.run_robustness = False  # minilora/adversarial.py's own tests check that it is deterministic
     again = run_compare(config, log=lambda *_: None, progress=False)
 

@@ -1,45 +1,133 @@
-"""The main job, `python -m minilora demo --quick`, run as a user runs it."""
+"""The main job, `python -m minilora --quick`, run as a user runs it, and the pieces of its tasks."""
 
-import re
+import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
+
+import minilora as ml
+from minilora import pretrained
+from minilora.experiments import demo_tasks
+from minilora.experiments.lora_demo import DEFAULT_ROWS, METHODS, DemoConfig, recovered
+from minilora.lora import LoraConfig, apply_lora
+from minilora.lora.analysis import amplification_factor
+from minilora.models import GPT, GPTConfig
 
 
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo")
     result = subprocess.run(
-        [sys.executable, "-m", "minilora", "--quick", "--out", str(out)], capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "minilora", "--quick", "--out", str(out)], capture_output=True, text=True, timeout=600
     )
     return result, out
 
 
-def test_demo_runs_and_prints_one_row_per_method(demo_run):
+@pytest.mark.slow  # shares one run of the demo
+def test_the_quick_demo_runs_and_says_it_is_a_smoke_test(demo_run):
     result, _ = demo_run
     assert result.returncode == 0, result.stderr
-    for method in ("no adaptation", "full fine-tuning", "LoRA r=1 (q, v)", "LoRA r=8 (q, v)", "LoRA r=2 (all linear)", "seed 001 split"):
-        assert re.search(rf"^\| {re.escape(method)}", result.stdout, re.M), method
+    assert "smoke test" in result.stdout and "not results" in result.stdout
+    rows = [line.split("|") for line in result.stdout.splitlines() if line.startswith("| ") and "method" not in line]
+    assert rows and all(cells[4].strip() == "–" for cells in rows)  # the recovered column stays empty
+    for task in ("teacher", "verse", "histories"):
+        assert f"== {task}" in result.stdout
 
 
-def test_demo_checks_the_merge(demo_run):
-    result, _ = demo_run
-    diff = float(re.search(r"max \|difference\| = ([0-9.e+-]+)", result.stdout).group(1))
-    assert diff < 1e-5
+@pytest.mark.slow  # shares one run of the demo
+def test_demo_json_has_the_documented_keys(demo_run):
+    _, out = demo_run
+    result = json.loads((out / "demo.json").read_text())
+    assert result["base"]["sha256"] == pretrained.sha256() and result["base"]["val_loss"] == pretrained.info()["val_loss"]
+    assert [t["name"] for t in result["tasks"]] == ["teacher", "verse", "histories"]
+    for task in result["tasks"]:
+        assert task["regime"] in ("low-rank", "new-content") and task["metric"]
+        assert {"phi_r8_r64", "phi_seeds", "amplification"} <= set(task)
+        for row in task["rows"]:
+            assert {"method", "target_modules", "r", "trainable", "trainable_fraction", "metric", "recovered"} <= set(row)
+        by = {r["method"]: r for r in task["rows"]}
+        assert by["no adaptation"]["trainable"] == 0 and by["no adaptation"]["recovered"] == 0.0
+        assert by["full fine-tuning"]["recovered"] == pytest.approx(1.0)
+        headline = by[task["headline"]]
+        assert headline["r"] == int(task["headline"].split("=")[1][0]) and headline["target_modules"] == ["q_proj", "v_proj"]
+        assert task["merge_max_diff"] < 1e-4
 
 
-def test_demo_saves_its_plots_and_adapters(demo_run):
-    result, out = demo_run
-    for name in ("loss_curves.png", "delta_w_spectra.png", "subspace_similarity.png"):
-        assert (out / name).read_bytes()[:4] == b"\x89PNG" and str(out / name) in result.stdout
-    assert (out / "adapters" / "lora-r-8-q-v" / "adapter_config.json").exists()
+@pytest.mark.slow  # shares one run of the demo
+def test_the_demo_counts_lora_parameters_honestly(demo_run):
+    _, out = demo_run
+    task = json.loads((out / "demo.json").read_text())["tasks"][0]
+    c = pretrained.info()["model_config"]
+    row = next(r for r in task["rows"] if r["method"] == "LoRA r=2 (q, v)")
+    assert row["trainable"] == c["n_layer"] * 2 * 2 * (c["n_embd"] + c["n_embd"])  # A (r × C) and B (C × r), q and v
+    assert row["trainable_fraction"] < 0.01
 
 
-def test_demo_table_counts_parameters_honestly(demo_run):
-    from minilora.experiments.lora_demo import DemoConfig
+def test_recovered_is_the_share_of_full_fine_tunings_gain():
+    rows = recovered([{"method": "no adaptation", "metric": 2.0}, {"method": "full fine-tuning", "metric": 1.0},
+                      {"method": "LoRA", "metric": 1.25}])
+    assert [r["recovered"] for r in rows] == [0.0, 1.0, 0.75]
 
-    result, _ = demo_run
-    row = re.search(r"^\| LoRA r=8 \(q, v\) \| ([0-9,]+) ", result.stdout, re.M).group(1)
-    c = DemoConfig.quick()
-    assert int(row.replace(",", "")) == c.n_layer * 2 * 8 * (c.n_embd + c.n_embd)
+
+def test_every_default_row_is_a_method_and_every_task_has_rows():
+    for task in DemoConfig().tasks:
+        assert set(DEFAULT_ROWS[task]) <= set(METHODS) and "full fine-tuning" in DEFAULT_ROWS[task]
+    with pytest.raises(ValueError, match="unknown demo task"):
+        DemoConfig(tasks=("poetry",))
+
+
+def test_verse_is_told_from_prose():
+    assert demo_tasks.is_verse(["If music be the food of love, play on;", "Give me excess of it, that, surfeiting,"])
+    assert not demo_tasks.is_verse(["Sir, this young fellow's mother could: whereupon", "she grew round-wombed"])
+    assert not demo_tasks.is_verse(["One line only."])
+    assert not demo_tasks.is_verse(["'tis so, my lord", "And more"])
+
+
+def test_a_planted_change_has_the_rank_and_size_asked_for():
+    ml.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=11, block_size=8, n_layer=2, n_head=2, n_embd=16))
+    before = {k: v.copy() for k, v in model.state_dict().items()}
+    planted = demo_tasks.plant_low_rank(model, rank=2, strength=0.5)
+    assert sorted(planted) == [f"blocks.{i}.attn.{p}" for i in range(2) for p in ("q_proj", "v_proj")]
+    for name, delta in planted.items():
+        s = np.linalg.svd(delta.astype(np.float64), compute_uv=False)
+        sigma_w = np.linalg.norm(before[f"{name}.weight"].astype(np.float64), 2)
+        np.testing.assert_allclose(s[:2], [0.5 * sigma_w] * 2, rtol=1e-5)
+        assert s[2] < 1e-5 * s[0]
+        u, _, vt = np.linalg.svd(before[f"{name}.weight"].astype(np.float64))
+        np.testing.assert_allclose(delta, 0.5 * sigma_w * (np.outer(u[:, 0], vt[1]) + np.outer(u[:, 1], vt[0])), atol=1e-5)
+        np.testing.assert_allclose(model.state_dict()[f"{name}.weight"], before[f"{name}.weight"] + delta, rtol=0, atol=1e-6)
+    unchanged = [k for k in before if "q_proj" not in k and "v_proj" not in k]
+    assert all((model.state_dict()[k] == before[k]).all() for k in unchanged)
+
+
+def test_planted_similarity_is_one_when_the_update_reads_the_planted_subspace():
+    ml.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=11, block_size=8, n_layer=1, n_head=2, n_embd=16))
+    planted = demo_tasks.plant_low_rank(GPT(GPTConfig(vocab_size=11, block_size=8, n_layer=1, n_head=2, n_embd=16)))
+    apply_lora(model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"]))
+    rng = np.random.default_rng(0)
+    for name in planted:
+        layer = model.get_submodule(name)
+        layer.lora_B.data = rng.standard_normal(layer.lora_B.data.shape).astype(np.float32)
+    random_phi = demo_tasks.planted_similarity(model, planted)
+    for name, delta in planted.items():
+        _, _, vt = np.linalg.svd(delta.astype(np.float64))
+        layer = model.get_submodule(name)
+        layer.lora_A.data = np.concatenate([vt[:2], 0.1 * vt[2:4]]).astype(np.float32)  # reads ΔW*'s inputs, most strongly
+        q, _ = np.linalg.qr(rng.standard_normal(layer.lora_B.data.shape))
+        layer.lora_B.data = q.astype(np.float32)  # orthonormal columns: BA's right singular vectors are A's rows
+    assert demo_tasks.planted_similarity(model, planted) == pytest.approx(1.0, abs=1e-3)
+    assert random_phi < 0.9
+
+
+def test_amplification_factor():
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((12, 10))
+    u, s, vt = np.linalg.svd(w)
+    along_top = 3.0 * np.outer(u[:, 0], vt[0])  # ΔW along W's own top direction: W projected there is σ₁
+    assert amplification_factor(along_top, w, 1) == pytest.approx(3.0 / s[0])
+    along_weak = 3.0 * np.outer(u[:, 9], vt[9])  # along W's weakest direction the factor is large
+    assert amplification_factor(along_weak, w, 1) == pytest.approx(3.0 / s[9])

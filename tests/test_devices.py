@@ -20,7 +20,6 @@ from minilora.lora import LoraConfig, apply_lora, lora_state_dict, merge_lora, u
 from minilora.models import GPT, CharRNN, GPTConfig, RNNConfig, TextClassifier
 from minilora.models.classifier import ClassifierConfig
 
-
 DEVICES = [
     "numpy",
     "fake",

@@ -5,10 +5,10 @@ import pytest
 
 import minilora as ml
 from minilora.distill import Distillation, distillation_loss, soft_target_kl
-from minilora.train.distill import distill
 from minilora.models import ClassifierConfig, TextClassifier
 from minilora.train import TrainConfig
-from tests.conftest import t64
+from minilora.train.student import distill
+from tests.helpers import t64
 
 
 def softmax(z, T=1.0):

@@ -8,7 +8,7 @@ import pytest
 import minilora as ml
 import minilora.nn.functional as F
 from minilora.autograd import Function, engine
-from tests.conftest import graph_ops, t64
+from tests.helpers import graph_ops, t64
 from tests.test_gradcheck import CASES
 
 

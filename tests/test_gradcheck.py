@@ -16,7 +16,7 @@ from hypothesis.extra import numpy as hnp
 import minilora as ml
 import minilora.nn.functional as F
 from minilora.autograd import PRIMITIVES, Function
-from tests.conftest import graph_ops, t64
+from tests.helpers import graph_ops, t64
 
 # The broadcasting shape matrix: every ordered pair of these broadcasts.
 SHAPES = [(), (4,), (3, 4), (1, 4), (3, 1)]

@@ -25,8 +25,8 @@ from minilora.lowrank import (
     svd_layers,
     truncated_svd,
 )
-from minilora.models import GPT, GPTConfig
-from tests.conftest import t64
+from tests.helpers import t64
+from tests.helpers import tiny_gpt as gpt
 
 RNG = np.random.default_rng(0)
 IDX = RNG.integers(0, 11, size=(2, 6))
@@ -52,11 +52,6 @@ MATRICES = {
     "rotated, repeated σ": orthogonal(6, 6) @ np.diag([3.0, 3.0, 2.0, 2.0, 2.0, 1.0]) @ orthogonal(6, 7).T,
     "zero column": np.hstack([np.random.default_rng(8).normal(size=(5, 3)), np.zeros((5, 1))]),
 }
-
-
-def gpt(seed=0):
-    ml.manual_seed(seed)
-    return GPT(GPTConfig(vocab_size=11, block_size=8, n_layer=2, n_head=2, n_embd=8)).to_dtype("float64")
 
 
 def out(model):

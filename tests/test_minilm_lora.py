@@ -1,6 +1,5 @@
 """The MiniLM LoRA experiment's pieces that need no pretrained weights: the task and §7's formulas."""
 
-import numpy as np
 import pytest
 
 from minilora.experiments import minilm_lora as E
@@ -14,15 +13,6 @@ def test_task_is_split_by_whole_plays():
     assert set(train[1]) == set(test[1]) == {0, 1}
     assert all(len(t) >= config.min_chars for t in test[0])
     assert not set(train[0]) & set(test[0])
-
-
-def test_amplification_by_hand():
-    rng = np.random.default_rng(0)
-    weight = rng.standard_normal((6, 5))
-    u, v = np.eye(6)[:, :1], np.eye(5)[:, 2:3]  # ΔW = 3·e₀e₂ᵀ: one direction, σ = 3
-    factor, projected = E.amplification(3.0 * u @ v.T, weight, 1)
-    assert projected == pytest.approx(abs(weight[0, 2]))  # Uᵀ W V picks one entry of W
-    assert factor == pytest.approx(3.0 / abs(weight[0, 2]))
 
 
 def test_rows_cover_the_table_and_section_7():

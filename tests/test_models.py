@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 
 import minilora as ml
-from minilora.models import GPT, CharRNN, ClassifierConfig, GPTConfig, RNNConfig, TextClassifier
+from minilora.models import CharRNN, ClassifierConfig, RNNConfig, TextClassifier
+from tests.helpers import tiny_gpt
 
 
 def gpt():
-    ml.manual_seed(0)
-    return GPT(GPTConfig(vocab_size=7, block_size=6, n_layer=1, n_head=2, n_embd=8))
+    return tiny_gpt("float32", vocab_size=7, block_size=6, n_layer=1)
 
 
 @pytest.mark.parametrize("make", [gpt, lambda: CharRNN(RNNConfig(vocab_size=7, embed_dim=4, hidden_size=8))])

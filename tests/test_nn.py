@@ -6,7 +6,7 @@ import pytest
 import minilora as ml
 import minilora.nn.functional as F
 from minilora import nn
-from tests.conftest import t64
+from tests.helpers import t64
 
 
 class Tiny(nn.Module):

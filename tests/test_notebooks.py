@@ -54,6 +54,7 @@ def test_every_notebook_is_listed_in_the_index():
     assert not missing, f"notebooks/README.md does not mention {missing}"
 
 
+@pytest.mark.slow  # executes every notebook in a fresh kernel
 @by_name
 def test_notebook_runs_top_to_bottom(path):
     nbformat, nbclient = _jupyter()

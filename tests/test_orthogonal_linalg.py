@@ -7,7 +7,7 @@ import scipy.linalg
 import minilora as ml
 import minilora.nn.functional as F
 from minilora.autograd.ops.linalg import THETA13, expm
-from tests.conftest import t64
+from tests.helpers import t64
 
 RNG = np.random.default_rng(0)
 

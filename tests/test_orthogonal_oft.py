@@ -8,7 +8,6 @@ import minilora as ml
 import minilora.nn.functional as F
 from minilora import nn
 from minilora.lora import LoraConfig, apply_lora
-from minilora.models import GPT, GPTConfig
 from minilora.optim import Adam
 from minilora.orthogonal import (
     OFTConfig,
@@ -21,14 +20,10 @@ from minilora.orthogonal import (
     orthogonality_error,
     unmerge_oft,
 )
+from tests.helpers import tiny_gpt as gpt
 
 RNG = np.random.default_rng(0)
 IDX = RNG.integers(0, 11, size=(2, 6))
-
-
-def gpt(dtype="float64"):
-    ml.manual_seed(0)
-    return GPT(GPTConfig(vocab_size=11, block_size=8, n_layer=2, n_head=2, n_embd=8)).to_dtype(dtype)
 
 
 def out(model):

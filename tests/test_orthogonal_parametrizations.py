@@ -21,7 +21,7 @@ from minilora.orthogonal import (
     procrustes,
     procrustes_loss,
 )
-from tests.conftest import t64
+from tests.helpers import t64
 
 RNG = np.random.default_rng(0)
 BOUND = {"float32": 1e-5, "float64": 1e-12}

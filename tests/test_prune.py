@@ -4,16 +4,16 @@ import numpy as np
 import pytest
 
 import minilora as ml
-from minilora.models import GPT, GPTConfig
 from minilora.nn import Linear
 from minilora.optim import AdamW
 from minilora.prune import PrunedLinear, count_nonzero, magnitude_prune, pruned_layers, remove_pruning
+from tests.helpers import tiny_gpt
 
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "fc_in", "fc_out"]
 
 
-def tiny_gpt(dtype="float32"):
-    model = GPT(GPTConfig(vocab_size=11, block_size=8, n_layer=2, n_head=2, n_embd=8))
+def nonzero_gpt(dtype="float32"):
+    model = tiny_gpt("float32")
     for p in model.parameters():  # biases start at 0; make every number non-zero so counts are exact
         p.data = (p.data + np.float32(0.01) * np.sign(p.data + 1e-3) + 0.003).astype(dtype)
     return model
@@ -35,7 +35,7 @@ def kept_and_pruned(model):
 @pytest.mark.parametrize("scope", ["global", "layer"])
 @pytest.mark.parametrize("n_keep", [1, 37, 500, 1024])
 def test_exactly_n_keep_weights_survive(scope, n_keep):
-    model = tiny_gpt()
+    model = nonzero_gpt()
     total = model.num_parameters()
     weights = sum(m.weight.size for m in targeted(model).values())
     assert weights == 2 * (4 * 64 + 2 * 256)
@@ -46,20 +46,20 @@ def test_exactly_n_keep_weights_survive(scope, n_keep):
 
 
 def test_fraction_rounds_to_a_count():
-    model = tiny_gpt()
+    model = nonzero_gpt()
     magnitude_prune(model, fraction=0.3, target_modules=TARGETS)
     assert sum(int(layer.mask.sum()) for _, layer in pruned_layers(model)) == round(0.3 * 1536)
 
 
 def test_global_pruning_keeps_the_largest_weights_of_all_layers():
-    model = tiny_gpt()
+    model = nonzero_gpt()
     magnitude_prune(model, n_keep=400, target_modules=TARGETS, scope="global")
     kept, pruned = kept_and_pruned(model)
     assert kept.size == 400 and kept.min() >= pruned.max()
 
 
 def test_layer_pruning_keeps_the_largest_of_each_layer_in_proportion_to_its_size():
-    model = tiny_gpt()
+    model = nonzero_gpt()
     magnitude_prune(model, n_keep=400, target_modules=TARGETS, scope="layer")
     for _, layer in pruned_layers(model):
         w = np.abs(layer.weight.data)
@@ -78,7 +78,7 @@ def test_ties_still_keep_exactly_n_keep_and_the_same_ones_each_time():
 
 
 def test_pruned_weights_contribute_exactly_nothing():
-    model = tiny_gpt(dtype="float64")
+    model = nonzero_gpt(dtype="float64")
     idx = np.arange(16).reshape(2, 8) % 11
     magnitude_prune(model, fraction=0.25, target_modules=TARGETS)
     before = model(idx)[0].data.copy()
@@ -105,7 +105,7 @@ def test_a_pruned_layer_is_a_linear_with_weight_m_times_w_and_its_pruned_gradien
 
 @pytest.mark.parametrize("optimizer_first", [False, True])
 def test_masks_survive_optimizer_steps_with_weight_decay(optimizer_first):
-    model = tiny_gpt()
+    model = nonzero_gpt()
     idx = np.arange(32).reshape(4, 8) % 11
     optimizer = AdamW(model.parameters(), lr=1e-2, weight_decay=0.1) if optimizer_first else None
     if optimizer_first:  # moments of the soon-pruned weights are non-zero before pruning
@@ -134,7 +134,7 @@ def test_masks_survive_optimizer_steps_with_weight_decay(optimizer_first):
 
 
 def test_remove_pruning_keeps_the_outputs_and_the_random_stream():
-    model = tiny_gpt()
+    model = nonzero_gpt()
     idx = np.arange(16).reshape(2, 8) % 11
     magnitude_prune(model, fraction=0.5, target_modules=TARGETS)
     before, nonzero = model(idx)[0].data.copy(), count_nonzero(model)
@@ -147,14 +147,14 @@ def test_remove_pruning_keeps_the_outputs_and_the_random_stream():
 
 
 def test_all_linear_leaves_the_output_layer_alone():
-    model = tiny_gpt()
+    model = nonzero_gpt()
     magnitude_prune(model, fraction=0.5)
     names = [n for n, _ in pruned_layers(model)]
     assert len(names) == 12 and "lm_head" not in names
 
 
 def test_bad_arguments_say_what_to_do():
-    model = tiny_gpt()
+    model = nonzero_gpt()
     with pytest.raises(ValueError, match="exactly one of n_keep"):
         magnitude_prune(model, target_modules=TARGETS)
     with pytest.raises(ValueError, match="exactly one of n_keep"):

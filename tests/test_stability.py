@@ -5,7 +5,7 @@ import pytest
 
 import minilora as ml
 import minilora.nn.functional as F
-from tests.conftest import graph_ops
+from tests.helpers import graph_ops
 
 EXTREME = np.array([[1e4, -1e4, 0.0], [-1e4, -1e4, -1e4], [1e4, 1e4, 1e4 - 1.0]], dtype=np.float32)
 

@@ -5,7 +5,7 @@ import pytest
 
 import minilora as ml
 import minilora.nn.functional as F
-from tests.conftest import t64
+from tests.helpers import t64
 
 
 @pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])

@@ -7,7 +7,6 @@ import sys
 import numpy as np
 import pytest
 
-import minilora as ml
 from minilora import backend
 from minilora.data import two_domain_corpus
 from minilora.train import NonFiniteLossError, TrainConfig, load_checkpoint
@@ -170,6 +169,7 @@ def cli(*args, timeout=300):
     return subprocess.run([sys.executable, "-m", "minilora", *args], capture_output=True, text=True, timeout=timeout)
 
 
+@pytest.mark.slow  # three commands, each a fresh interpreter
 def test_cli_train_sample_eval(tmp_path):
     out = tmp_path / "run"
     common = ["--data", "builtin:domain_b", "--out", str(out), "--max-iters", "30", "--eval-interval", "10", "--eval-iters", "2"]
@@ -212,6 +212,7 @@ def test_cli_eval_on_text_with_unseen_characters(tmp_path):
     assert result.returncode == 1 and "'ü'" in result.stderr
 
 
+@pytest.mark.slow  # trains a classifier to convergence
 def test_classifier_beats_the_majority_baseline_by_a_wide_margin():
     from minilora.train.classify import train_classifier
 

@@ -9,9 +9,11 @@
 
 from minilora.autograd.engine import is_grad_enabled, no_grad, set_grad_enabled
 from minilora.autograd.tensor import Tensor
-from minilora.autograd.function import PRIMITIVES, Function, unbroadcast  # noqa: E402
-from minilora.autograd import ops  # noqa: E402
-from minilora.autograd.gradcheck import GradcheckError, gradcheck  # noqa: E402
+
+# This order is load order: the ops build Tensors, so they come after the class exists.
+from minilora.autograd.function import PRIMITIVES, Function, unbroadcast
+from minilora.autograd import ops
+from minilora.autograd.gradcheck import GradcheckError, gradcheck
 
 __all__ = [
     "Tensor", "Function", "PRIMITIVES", "unbroadcast", "ops",

@@ -247,23 +247,23 @@ class Tensor:
         return Tensor._wrap(self.data != _data(other))
 
     # -- methods named as in PyTorch ---------------------------------------------
-    def sum(self, axis=None, keepdims=False, **torch_names):
-        return ops.sum(self, axis, keepdims, **torch_names)
+    def sum(self, dim=None, keepdim=False, **numpy_names):
+        return ops.sum(self, dim, keepdim, **numpy_names)
 
-    def mean(self, axis=None, keepdims=False, **torch_names):
-        return ops.mean(self, axis, keepdims, **torch_names)
+    def mean(self, dim=None, keepdim=False, **numpy_names):
+        return ops.mean(self, dim, keepdim, **numpy_names)
 
-    def max(self, axis=None, keepdims=False, **torch_names):
-        return ops.max(self, axis, keepdims, **torch_names)
+    def max(self, dim=None, keepdim=False, **numpy_names):
+        return ops.max(self, dim, keepdim, **numpy_names)
 
-    def var(self, axis=None, keepdims=False, correction=1, **torch_names):
-        return ops.var(self, axis, keepdims, correction, **torch_names)
+    def var(self, dim=None, keepdim=False, correction=1, **numpy_names):
+        return ops.var(self, dim, keepdim, correction, **numpy_names)
 
-    def logsumexp(self, axis=-1, keepdims=False, **torch_names):
-        return ops.logsumexp(self, axis, keepdims, **torch_names)
+    def logsumexp(self, dim=-1, keepdim=False, **numpy_names):
+        return ops.logsumexp(self, dim, keepdim, **numpy_names)
 
-    def argmax(self, axis=None, keepdims=False, **torch_names):
-        return ops.argmax(self, axis, keepdims, **torch_names)
+    def argmax(self, dim=None, keepdim=False, **numpy_names):
+        return ops.argmax(self, dim, keepdim, **numpy_names)
 
     def reshape(self, *shape):
         return ops.reshape(self, *shape)
@@ -273,11 +273,11 @@ class Tensor:
     def flatten(self):
         return ops.reshape(self, -1)
 
-    def unsqueeze(self, axis):
-        return ops.unsqueeze(self, axis)
+    def unsqueeze(self, dim):
+        return ops.unsqueeze(self, dim)
 
-    def squeeze(self, axis=None):
-        return ops.squeeze(self, axis)
+    def squeeze(self, dim=None):
+        return ops.squeeze(self, dim)
 
     def permute(self, *axes):
         return ops.permute(self, *axes)
@@ -290,8 +290,8 @@ class Tensor:
         """All axes reversed (the matrix transpose for a 2-D tensor)."""
         return ops.permute(self, *reversed(range(self.ndim)))
 
-    def split(self, split_size_or_sections, axis=0, **torch_names):
-        return ops.split(self, split_size_or_sections, axis, **torch_names)
+    def split(self, split_size_or_sections, dim=0, **numpy_names):
+        return ops.split(self, split_size_or_sections, dim, **numpy_names)
 
     def exp(self):
         return ops.exp(self)
@@ -311,11 +311,11 @@ class Tensor:
     def relu(self):
         return ops.relu(self)
 
-    def softmax(self, axis=-1, **torch_names):
-        return ops.softmax(self, axis, **torch_names)
+    def softmax(self, dim=-1, **numpy_names):
+        return ops.softmax(self, dim, **numpy_names)
 
-    def log_softmax(self, axis=-1, **torch_names):
-        return ops.log_softmax(self, axis, **torch_names)
+    def log_softmax(self, dim=-1, **numpy_names):
+        return ops.log_softmax(self, dim, **numpy_names)
 
     def clamp(self, min=None, max=None):
         return ops.clamp(self, min, max)

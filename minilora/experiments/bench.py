@@ -20,17 +20,10 @@ import time
 
 from minilora import backend
 from minilora.autograd.engine import no_grad
+from minilora.experiments.bench_sizes import RNN_SIZE, SIZES, VOCAB, bench_gpt
 from minilora.lora import LoraConfig, apply_lora, merge_lora
-from minilora.models import GPT, CharRNN, GPTConfig, RNNConfig
+from minilora.models import CharRNN, RNNConfig
 from minilora.optim import AdamW
-
-SIZES = {
-    "small": dict(n_embd=128, n_layer=4, n_head=4, block_size=64, batch_size=32),
-    "medium": dict(n_embd=256, n_layer=6, n_head=4, block_size=128, batch_size=32),
-    "quick": dict(n_embd=32, n_layer=1, n_head=2, block_size=16, batch_size=4),  # for tests
-}
-RNN_SIZE = dict(embed_dim=64, hidden_size=256, block_size=64, batch_size=32)
-VOCAB = 65
 
 
 def blas_peak_gflops(n=1024, repeats=5):
@@ -71,11 +64,6 @@ def _with_lora(model):
     return apply_lora(model, LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"]))
 
 
-def _gpt(size, seed=0):
-    backend.manual_seed(seed)
-    return GPT(GPTConfig(VOCAB, size["block_size"], size["n_layer"], size["n_head"], size["n_embd"]))
-
-
 def _train_step(model, x):
     """One AdamW step on ``x`` (its own next-token targets, which is all timing needs)."""
     optimizer = AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
@@ -100,7 +88,7 @@ def _inference_step(model, x):
 
 
 def minilora_step(size, mode, seed=0):
-    model = _gpt(size, seed)
+    model = bench_gpt(size, seed)
     if mode == "lora":
         _with_lora(model)
     x = backend.randint(0, VOCAB, (size["batch_size"], size["block_size"]))
@@ -111,7 +99,7 @@ def merged_inference_steps(size, seed=0):
     """Inference of a base GPT and of the same GPT with a merged r=8 adapter, to compare."""
     steps = {}
     for name in ("base", "merged"):
-        model = _gpt(size, seed)
+        model = bench_gpt(size, seed)
         if name == "merged":
             merge_lora(_with_lora(model))
         x = backend.randint(0, VOCAB, (size["batch_size"], size["block_size"]))
@@ -280,7 +268,7 @@ def tokens_per_second(size, device, warmup=3, repeats=10):
     run asynchronously, so each timed step ends with a synchronize: without
     it the clock would stop when the kernels are queued, not when they finish.
     """
-    model = _gpt(size).to(device)
+    model = bench_gpt(size).to(device)
     x = backend.to_device(backend.randint(0, VOCAB, (size["batch_size"], size["block_size"])), device)
     train = _train_step(model, x)
     probe = next(iter(model.parameters())).data

@@ -19,6 +19,7 @@ with minilora's autograd to the last digits.
 import math
 
 from minilora import backend
+from minilora.experiments.bench_sizes import VOCAB, bench_gpt
 
 _GELU_C = math.sqrt(2.0 / math.pi)  # a Python float, so float32 arrays stay float32
 
@@ -358,17 +359,15 @@ class NumpyTrainStep:
     """One full training step (forward, backward, AdamW) of the hand-written GPT, as a callable.
 
     Built like ``bench.minilora_step(size, "full", seed)``: the GPT from
-    ``bench._gpt(size, seed)``, then the batch drawn right after it, and AdamW
+    ``bench_gpt(size, seed)``, then the batch drawn right after it, and AdamW
     with lr = 1e-4 and the default weight decay on every parameter, as
-    ``bench._train_step`` does. ``gpt``, ``optimizer`` and ``batch`` are kept
+    the benchmark's training step does. ``gpt``, ``optimizer`` and ``batch`` are kept
     for inspection; a call returns the loss before the update.
     """
 
     def __init__(self, size, seed=0):
-        from minilora.experiments import bench  # imported here so that bench.py can import this module
-
-        model = bench._gpt(size, seed)
-        self.batch = backend.randint(0, bench.VOCAB, (size["batch_size"], size["block_size"]))
+        model = bench_gpt(size, seed)
+        self.batch = backend.randint(0, VOCAB, (size["batch_size"], size["block_size"]))
         self.gpt = NumpyGPT.from_model(model)
         self.optimizer = NumpyAdamW(self.gpt.params, lr=1e-4)
 

@@ -30,17 +30,17 @@ import statistics
 import time
 
 from minilora import backend
+from minilora.adapters import count_parameters, linear_targets
 from minilora.experiments import compare_plots
 from minilora.experiments import robustness as robustness_experiment
-from minilora.experiments.compare_tasks import DomainShiftTask, SentimentConfig, SentimentTask, train_config
-from minilora.experiments.lora_demo import DemoConfig, _add_recovery
-from minilora.lora import LoraConfig, apply_lora, count_parameters
-from minilora.lowrank import apply_svd_finetuning, compress_model, linear_targets
+from minilora.experiments.compare_tasks import DomainShiftConfig, DomainShiftTask, SentimentConfig, SentimentTask, add_recovery, train_config
+from minilora.lora import LoraConfig, apply_lora
+from minilora.lowrank import SVDConfig, apply_svd_finetuning, compress_model
 from minilora.nn import freeze, unfreeze
 from minilora.orthogonal import OFTConfig, apply_oft, oft_layers
 from minilora.prune import count_nonzero, magnitude_prune
 from minilora.train import TrainConfig
-from minilora.train.distill import distill
+from minilora.train.student import distill
 
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj"]  # r = 1: 2C numbers per C×C layer, 3 layers: 6C per block
 OFT_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj"]  # b = 4: C/4 blocks of 6 free angles, 4 layers: 6C per block
@@ -58,18 +58,18 @@ METHODS = [
 class CompareConfig:
     seed: int = 0  # seeds the corpora, every model and every batch
     out: str = "minilora-compare"  # where compare.json and the plots go
-    domain: DemoConfig = None  # the domain-shift task's sizes and steps (default: DemoConfig's, smaller)
+    domain: DomainShiftConfig = None  # the domain-shift task's sizes and steps
     sentiment: SentimentConfig = None  # the sentiment task's sizes and steps
     compress_divisor: int = 4  # truncated SVD keeps rank n_embd / compress_divisor in every block's Linear layers
     temperature: float = 2.0  # distillation temperature T (Eq. 5 in docs/compare.md)
     alpha: float = 0.5  # weight of the soft-target term
     robustness: dict = None  # keyword arguments for robustness.run_robustness_experiment (None: its defaults)
     run_robustness: bool = True  # False skips that experiment (and its plot)
-    quick: bool = False  # tiny sizes, for tests
+    tiny: bool = False  # True for the few-second run that quick() makes, for tests
 
     def __post_init__(self):
         if self.domain is None:
-            self.domain = DemoConfig(n_layer=2, block_size=32, batch_size=16, pretrain_iters=400, adapt_iters=200)
+            self.domain = DomainShiftConfig()
         if self.sentiment is None:
             self.sentiment = SentimentConfig()
         self.domain = dataclasses.replace(self.domain, seed=self.seed, out=self.out)
@@ -77,13 +77,13 @@ class CompareConfig:
         self.robustness = {"seeds": tuple(self.seed + i for i in range(3)), **(self.robustness or {})}
 
     @classmethod
-    def quick_run(cls, seed=0, out="minilora-compare"):
+    def quick(cls, seed=0, out="minilora-compare"):
         """A run of a few seconds: the same steps, tiny models, few iterations."""
         tiny = TrainConfig(max_iters=12, batch_size=16, lr=3e-3, min_lr=3e-4, warmup_iters=2, eval_interval=12, eval_iters=1)
         robustness = dict(seeds=(seed,), eps_values=(0.0, 0.5), pgd_steps=2, n_eval=40, eps_warmup=0,
                           model_config=dict(encoder="transformer", n_layer=1, n_head=2, n_embd=8), train_config=tiny)  # fmt: skip
-        domain = DemoConfig.quick(n_layer=1, n_embd=16, pretrain_iters=20, adapt_iters=10)
-        return cls(seed, out, domain, SentimentConfig.quick(), robustness=robustness, quick=True)
+        domain = DomainShiftConfig.quick(n_layer=1, n_embd=16, pretrain_iters=20, adapt_iters=10)
+        return cls(seed, out, domain, SentimentConfig.quick(), robustness=robustness, tiny=True)
 
 
 # ----------------------------------------------------------------------------
@@ -95,7 +95,7 @@ def _lora(targets):
 
 
 def _svd(model, keep):
-    apply_svd_finetuning(model, "all-linear")  # every Linear but the output layer: δ has min(in, out) = C numbers each
+    apply_svd_finetuning(model, SVDConfig(target_modules="all-linear"))  # every Linear but the output layer: δ has min(in, out) = C numbers each
     unfreeze(model, [f"{name}.*" for name in keep])
     return model
 
@@ -194,7 +194,7 @@ def run_task(task, config, log=print):
     trainer, seconds = _timed(lambda: task.train(student, iters, c.pretrain_lr))
     add("the student alone", "stored", student.num_parameters(), student, seconds, trainer, f"width {width}")
     if task.metric == "loss_b":
-        _add_recovery(rows)
+        add_recovery(rows)
     return dict(task=task.name, metric=task.metric, higher_is_better=task.higher_is_better, full_size=full_size,
                 pretrain_seconds=pretrain_seconds, pretrain_loss=task.pretrain_loss, rows=rows)  # fmt: skip
 
@@ -259,7 +259,7 @@ def run_compare(config, log=print, progress=True):
         robustness = robustness_experiment.run_robustness_experiment(**config.robustness, log=lambda line: log("  " + line))
         log("\n" + robustness_experiment.robustness_table(robustness))
         plots.append(robustness_experiment.plot_robustness(robustness, out / "compare_robustness.png"))
-    result = dict(seed=config.seed, quick=config.quick, config=_jsonable(dataclasses.asdict(config)), machine=machine(),
+    result = dict(seed=config.seed, quick=config.tiny, config=_jsonable(dataclasses.asdict(config)), machine=machine(),
                   tasks=results, table=table, robustness=robustness, plots=[str(p) for p in plots],
                   seconds=round(time.perf_counter() - started, 1))  # fmt: skip
     path = out / "compare.json"

@@ -23,11 +23,42 @@ from dataclasses import dataclass
 
 from minilora import backend
 from minilora.data import CharTokenizer, two_domain_corpus
-from minilora.lowrank import mean_loss
 from minilora.models import GPT, ClassifierConfig, GPTConfig, TextClassifier
+from minilora.models.common import mean_loss
 from minilora.train import TrainConfig, Trainer
 from minilora.train.classify import accuracy, sentiment_splits
 from minilora.train.lm import encode_corpus, lm_batches
+
+
+@dataclass
+class DomainShiftConfig:
+    seed: int = 0  # seeds the corpus, the model and every batch
+    out: str = "minilora-compare"  # where results go
+    n_layer: int = 2  # GPT blocks
+    n_head: int = 4  # attention heads
+    n_embd: int = 64  # model width
+    block_size: int = 32  # context length
+    batch_size: int = 16  # sequences per step
+    pretrain_iters: int = 400  # steps on domain A
+    adapt_iters: int = 200  # steps on domain B, for every method
+    eval_iters: int = 8  # evaluation batches per domain
+    pretrain_lr: float = 2e-3  # peak learning rate of pretraining
+    full_lr: float = 1e-3  # peak learning rate of full fine-tuning
+    lora_lr: float = 1e-2  # peak learning rate of the low-rank methods
+
+    @classmethod
+    def quick(cls, **overrides):
+        """A run of a few seconds, for tests: the same steps, with tiny sizes and few iterations."""
+        small = dict(n_layer=2, n_head=2, n_embd=32, block_size=32, batch_size=8, pretrain_iters=60, adapt_iters=20, eval_iters=2)
+        return cls(**{**small, **overrides})
+
+
+def add_recovery(rows, metric="loss_b"):
+    """recovered = (none - method) / (none - full): each row's share of full fine-tuning's gain (Eq. 10 in docs/lora.md)."""
+    none = next(r for r in rows if r["method"] == "no adaptation")[metric]
+    full = next(r for r in rows if r["method"] == "full fine-tuning")[metric]
+    for r in rows:
+        r["recovery"] = (none - r[metric]) / (none - full) if none != full else float("nan")
 
 
 def train_config(iters, lr, batch_size, block_size, seed):
@@ -88,7 +119,7 @@ class _Task:
 
 
 class DomainShiftTask(_Task):
-    """Pretrain a character GPT on domain A, adapt it to domain B (sizes from a lora_demo.DemoConfig)."""
+    """Pretrain a character GPT on domain A, adapt it to domain B (sizes from a DomainShiftConfig)."""
 
     name = "domain shift"
     metric = "loss_b"  # validation loss on B, nats per character

@@ -3,7 +3,7 @@
 The task: is a speech from a history or a comedy? Speeches of at least
 ``min_chars`` characters, their first ``max_length`` WordPiece tokens, split by
 whole plays (minilora.data.plays.SPLITS), so no test speech shares a play with
-a training one. A linear head reads the model's sentence embedding (Eq. B4 in
+a training one. A linear head reads the model's sentence embedding (Eq. E4 in
 docs/pretrained.md) and every row trains it; the rows differ in what else trains:
 
 * the linear probe: nothing else (the encoder is frozen; its embeddings are
@@ -14,7 +14,7 @@ docs/pretrained.md) and every row trains it; the rows differ in what else trains
 Then the LoRA paper's §7 measurements on this model (Eq. 11 in docs/lora.md):
 the spectrum of full fine-tuning's ΔW for query and value, φ between the
 r = 8 and r = 64 adapters, φ between two seeds at r = 8, and the amplification
-factor ‖ΔW‖_F / ‖UᵀWVᵀ‖_F of the r = 8 update.
+factor ‖ΔW‖_F / ‖UᵀWVᵀ‖_F of the r = 8 update (Eq. 12 in docs/lora.md).
 
     python -m minilora.experiments.minilm_lora --steps 250 --out minilm-lora
 """
@@ -38,7 +38,7 @@ from minilora.lora import (
     merge_and_unload,
     save_adapter,
 )
-from minilora.lora.analysis import singular_values, subspace_similarity
+from minilora.lora.analysis import amplification_factor, singular_values, subspace_similarity
 from minilora.nn.layers import Linear
 from minilora.nn.module import Module, evaluating
 from minilora.optim import AdamW
@@ -237,15 +237,6 @@ def train_probe(head, data, config):
     return (time.perf_counter() - start) / config.probe_steps
 
 
-def amplification(delta, weight, r):
-    """‖ΔW‖_F / ‖Uᵀ W Vᵀ‖_F, U and V the top-r singular vectors of ΔW (the LoRA paper, §7.3):
-    how much ΔW amplifies directions that W itself barely uses."""
-    xp = backend.module_for("cpu")
-    u, _, vt = xp.linalg.svd(delta.astype("float64"), full_matrices=False)
-    projected = u[:, :r].T @ weight.astype("float64") @ vt[:r].T  # (r, r)
-    return float(xp.linalg.norm(delta) / xp.linalg.norm(projected)), float(xp.linalg.norm(projected))
-
-
 def measure_section7(pretrained, full, adapters, config):
     """Spectra of full fine-tuning's ΔW, φ(r=8, r=64), φ(seed, seed), amplification, per layer."""
     xp = backend.module_for("cpu")
@@ -261,7 +252,8 @@ def measure_section7(pretrained, full, adapters, config):
             phi_seed.append(backend.to_numpy(subspace_similarity(r8[name][0], seed2[name][0])).tolist())
             a, b, scaling = r8[name]
             delta = scaling * (b @ a)  # (out, in): the adapter's ΔW
-            factor, projected = amplification(delta, pretrained[name + ".weight"], 8)
+            factor = amplification_factor(delta, pretrained[name + ".weight"], 8)
+            projected = float(xp.linalg.norm(delta)) / factor  # ‖UᵀWVᵀ‖_F for ΔW's top-8 directions
             random_u = xp.linalg.qr(backend.new_generator(layer).standard_normal((delta.shape[0], 8)))[0]
             random_v = xp.linalg.qr(backend.new_generator(layer + 100).standard_normal((delta.shape[1], 8)))[0]
             amp.append({"factor": factor, "delta_norm": float(xp.linalg.norm(delta)), "projected_norm": projected,

@@ -13,15 +13,14 @@ losses recorded when the shipped base was made.
 """
 
 import dataclasses
-import hashlib
 import json
 import pathlib
 
 from minilora import backend
-from minilora.data import CharTokenizer
-from minilora.data import plays
-from minilora.fileio import atomic_write
+from minilora.data import CharTokenizer, Tokenizer, plays
+from minilora.fileio import atomic_write, sha256_file
 from minilora.models import build_model
+from minilora.models.common import mean_loss
 from minilora.train import TrainConfig, Trainer
 from minilora.train import checkpoint as ckpt
 from minilora.train.lm import lm_batches
@@ -33,8 +32,8 @@ PRETRAIN_GENRES = ("comedies", "problems", "roman", "romances", "tragedies")
 MODEL_CONFIG = dict(block_size=256, n_layer=6, n_head=4, n_embd=224, dropout=0.1)
 
 TRAIN_CONFIG = TrainConfig(
-    max_iters=4000, batch_size=16, block_size=256, lr=1.5e-3, min_lr=1.5e-4, warmup_iters=200,
-    weight_decay=0.1, beta1=0.9, beta2=0.99, grad_clip=1.0, eval_interval=250, eval_iters=20, seed=0,
+    max_iters=2400, batch_size=16, block_size=256, lr=2e-3, min_lr=2e-4, warmup_iters=150,
+    weight_decay=0.1, beta1=0.9, beta2=0.99, grad_clip=1.0, eval_interval=200, eval_iters=20, seed=0,
 )
 
 
@@ -74,41 +73,70 @@ def pretrain(out="minilora-pretrain", train_config=TRAIN_CONFIG, model_config=MO
     return trainer
 
 
-def file_sha256(path):
-    """The sha256 of a file's bytes, as hex."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def windows(ids, block_size, batch_size, limit=None):
+    """Consecutive, non-overlapping windows of ``ids`` as (x, y) batches of equal size (the rest is dropped)."""
+    n = (ids.shape[0] - 1) // block_size
+    n -= n % batch_size
+    if limit is not None:
+        n = min(n, limit * batch_size)
+    starts = backend.xp.arange(n, dtype=backend.int64) * block_size               # (n,)
+    index = starts[:, None] + backend.xp.arange(block_size, dtype=backend.int64)  # (n, T)
+    return [(ids[index[i:i + batch_size]], ids[index[i:i + batch_size] + 1]) for i in range(0, n, batch_size)]
 
 
-def export_base(run_dir, dest, name="shakespeare", extra=None):
+def evaluate_base(model, tokenizer, block_size=256, batch_size=16, limit=None):
+    """Mean loss (nats/char) over every full window of the pretraining genres' validation plays."""
+    _, val_ids = pretraining_data(tokenizer)
+    return mean_loss(model, windows(val_ids, block_size, batch_size, limit))
+
+
+def first_losses(n=20):
+    """The training losses of the recipe's first ``n`` steps, rerun from scratch.
+
+    The warmup's learning rate does not depend on the number of steps, and
+    evaluation draws from its own generator, so a short rerun takes exactly
+    the first steps of the full run.
+    """
+    short = dataclasses.replace(TRAIN_CONFIG, max_iters=n, eval_interval=n, eval_iters=1)
+    return pretrain(out=None, train_config=short, log=lambda *_: None, progress=False).step_losses
+
+
+def _model_from(meta, weights):
+    model = build_model(meta["kind"], meta["model_config"])
+    model.load_state_dict({k: backend.asarray(v, dtype=backend.float32) for k, v in weights.items()})
+    return model.eval()
+
+
+def export_base(run_dir, dest, name="shakespeare", log=print):
     """Write a finished pretraining run as a shippable base: float16 npz + JSON.
 
     ``dest/<name>.npz`` holds the weights in float16 (half the bytes; the
     loader casts them back to float32), ``dest/<name>.json`` the model config,
-    the tokenizer, the recipe, its loss history and ``extra`` facts. Returns
-    the npz's sha256, which ``minilora/pretrained/__init__.py`` records.
+    the tokenizer, the recipe and its loss history, and the figures the tests
+    check: the validation loss with float32 and with float16 weights, the loss
+    on a fixed sample of two batches, and the first 20 training losses.
+    Returns the sha256 of both files, which ``minilora/pretrained/__init__.py`` records.
     """
     meta, arrays = ckpt.load_checkpoint(run_dir)
-    weights = {k[len("model/"):]: backend.asarray(v, dtype=backend.dtype("float16"))
-               for k, v in arrays.items() if k.startswith("model/")}
+    float32 = {k[len("model/"):]: v for k, v in arrays.items() if k.startswith("model/")}
+    float16 = {k: backend.asarray(v, dtype=backend.dtype("float16")) for k, v in float32.items()}
+    tokenizer = Tokenizer.from_dict(meta["tokenizer"])
+    log("measuring the validation loss with float32 and float16 weights (a few minutes)")
+    model16 = _model_from(meta, float16)
+    figures = {
+        "val_loss": evaluate_base(model16, tokenizer),
+        "val_loss_float32": evaluate_base(_model_from(meta, float32), tokenizer),
+        "check_loss": {"batches": 2, "loss": evaluate_base(model16, tokenizer, limit=2)},
+        "first_losses": first_losses(20),
+    }
     dest = pathlib.Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
-    atomic_write(dest / f"{name}.npz", lambda f: backend.save_npz(f, weights))
-    info = {
-        "name": name,
-        "kind": meta["kind"],
-        "model_config": meta["model_config"],
-        "tokenizer": meta["tokenizer"],
-        "genres": list(PRETRAIN_GENRES),
-        "train_config": meta.get("train_config"),
-        "history": meta.get("history"),
-        **(extra or {}),
-    }
+    atomic_write(dest / f"{name}.npz", lambda f: backend.save_npz(f, float16))
+    info = {"name": name, "kind": meta["kind"], "model_config": meta["model_config"], "tokenizer": meta["tokenizer"],
+            "genres": list(PRETRAIN_GENRES), "train_config": meta.get("train_config"), **figures,
+            "history": meta.get("history")}
     atomic_write(dest / f"{name}.json", lambda f: f.write(json.dumps(info, indent=1).encode("utf-8")))
-    return file_sha256(dest / f"{name}.npz")
+    return sha256_file(dest / f"{name}.npz"), sha256_file(dest / f"{name}.json")
 
 
 def recipe():

@@ -4,12 +4,12 @@
     apply_lora(model, LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"]))
 """
 
+from minilora.adapters import count_parameters
 from minilora.lora.io import load_adapter, save_adapter
-from minilora.lora.layers import LoRAEmbedding, LoRALayer, LoRALinear, LoRARNN, lora_scaling
+from minilora.lora.lora_layers import LoRAEmbedding, LoRALayer, LoRALinear, LoRARNN, lora_scaling
 from minilora.lora.model import (
     LoraConfig,
     apply_lora,
-    count_parameters,
     lora_layers,
     lora_state_dict,
     mark_only_lora_as_trainable,

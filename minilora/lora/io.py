@@ -12,8 +12,8 @@ import pathlib
 
 from minilora import backend
 from minilora.fileio import atomic_write
-from minilora.lora.layers import lora_scaling
-from minilora.lora.model import LoraConfig, _is_adapter_parameter, apply_lora, lora_layers, lora_state_dict, target_names
+from minilora.lora.lora_layers import lora_scaling
+from minilora.lora.model import LoraConfig, apply_lora, is_adapter_parameter, lora_layers, lora_state_dict, target_names
 
 # Fields that change the function an adapter computes; lora_dropout only matters while training.
 MUST_MATCH = ("r", "lora_alpha", "use_rslora", "init_lora_weights", "target_modules", "bias", "modules_to_save")
@@ -82,7 +82,7 @@ def load_adapter(model, directory):
     problems = []
     if sorted(meta.get("adapted_modules", [])) != sorted(adapted):
         problems.append(f"it adapts {meta.get('adapted_modules')}, this model would adapt {adapted}")
-    wanted = {k for k in expected if _is_adapter_parameter(k, set(adapted), config.bias, tuple(config.modules_to_save))}
+    wanted = {k for k in expected if is_adapter_parameter(k, set(adapted), config.bias, tuple(config.modules_to_save))}
     problems += [f"{k}: missing from the adapter" for k in sorted(wanted - set(arrays))]
     problems += [f"{k}: not in the model" for k in arrays if k not in expected]
     problems += [

@@ -6,15 +6,14 @@ Embedding or RNN by its LoRA version, in place, and leaves only the adapter
 follow PEFT and loralib, so the same config reads the same there.
 """
 
-import re
 import warnings
 from dataclasses import asdict, dataclass, field
 
-from minilora.lora.layers import INITS, LoRAEmbedding, LoRALayer, LoRALinear, LoRARNN
+from minilora import adapters
+from minilora.lora.lora_layers import LoRAEmbedding, LoRALayer, LoRALinear, LoRARNN, check_lora_options
 from minilora.nn.layers import RNN, Embedding, Linear
 
 LORA_CLASSES = {Linear: LoRALinear, Embedding: LoRAEmbedding, RNN: LoRARNN}
-OUTPUT_LAYERS = ("lm_head", "head")  # left out of "all-linear", as PEFT leaves out the output layer
 
 
 @dataclass
@@ -31,52 +30,24 @@ class LoraConfig:
     def __post_init__(self):
         if self.bias not in ("none", "all", "lora_only"):
             raise ValueError(f"bias must be 'none', 'all' or 'lora_only', got {self.bias!r}")
-        if self.init_lora_weights not in INITS:
-            raise ValueError(f"init_lora_weights must be one of {INITS}, got {self.init_lora_weights!r}")
-        if not isinstance(self.r, int) or self.r < 1:
-            raise ValueError(f"r must be a positive integer, got {self.r!r}")
-        if not self.lora_alpha > 0:
-            raise ValueError(f"lora_alpha must be positive (the update is scaled by alpha/r), got {self.lora_alpha!r}")
-        if not 0.0 <= self.lora_dropout < 1.0:
-            raise ValueError(f"lora_dropout must be in [0, 1), got {self.lora_dropout!r}")
+        check_lora_options(self.r, self.lora_alpha, self.lora_dropout, self.init_lora_weights)
 
     def to_dict(self):
         return asdict(self)
 
 
 def target_names(model, target_modules):
-    """The names of the modules ``target_modules`` picks out of ``model``.
+    """The names of the modules ``target_modules`` picks out of ``model``, by the rules of
+    ``minilora.adapters.target_names``; each must be a Linear, Embedding or RNN."""
+    return adapters.target_names(model, target_modules, tuple(LORA_CLASSES), "LoRA")
 
-    * a list: a module matches a name exactly or as a dotted suffix
-      (``"q_proj"`` picks ``blocks.0.attn.q_proj`` and every other q_proj);
-    * a string: a regular expression the whole dotted name must match;
-    * ``"all-linear"``: every Linear except the output layer.
-    A target that matches nothing is an error listing the names available.
+
+def apply_lora(model, config=None, **fields):
+    """Wrap the targeted layers of ``model`` in LoRA layers (in place) and return it.
+
+    ``apply_lora(model, LoraConfig(r=8))``, or the same fields as keywords: ``apply_lora(model, r=8)``.
     """
-    modules = [(name, m) for name, m in model.named_modules() if name and not isinstance(m, LoRALayer)]
-    names = [name for name, _ in modules]
-    if target_modules == "all-linear":
-        chosen = [n for n, m in modules if isinstance(m, Linear) and n.split(".")[-1] not in OUTPUT_LAYERS]
-    elif isinstance(target_modules, str):
-        chosen = [n for n in names if re.fullmatch(target_modules, n)]
-    else:
-        chosen = []
-        for target in target_modules:
-            hits = [n for n in names if n == target or n.endswith("." + target)]
-            if not hits:
-                raise ValueError(f"target module {target!r} matches no module of {type(model).__name__}; its modules are: {', '.join(names)}")
-            chosen += [n for n in hits if n not in chosen]
-    if not chosen:
-        raise ValueError(f"target_modules={target_modules!r} matches no module of {type(model).__name__}; its modules are: {', '.join(names)}")
-    unsupported = [n for n in chosen if type(dict(modules)[n]) not in LORA_CLASSES]
-    if unsupported:
-        kinds = ", ".join(c.__name__ for c in LORA_CLASSES)
-        raise TypeError(f"LoRA supports {kinds}; these targets are not: " + ", ".join(f"{n} ({type(dict(modules)[n]).__name__})" for n in unsupported))
-    return chosen
-
-
-def apply_lora(model, config):
-    """Wrap the targeted layers of ``model`` in LoRA layers (in place) and return it."""
+    config = adapters.resolve_config(config, fields, LoraConfig, "apply_lora")
     if lora_layers(model):
         raise ValueError("this model already has LoRA layers; apply_lora once (or merge_and_unload first)")
     for name in target_names(model, config.target_modules):
@@ -85,8 +56,7 @@ def apply_lora(model, config):
             base, config.r, config.lora_alpha, config.lora_dropout, config.use_rslora, config.init_lora_weights
         )
         model.set_submodule(name, lora)
-    for name in config.modules_to_save:
-        model.get_submodule(name)  # a clear error for an unknown name
+    adapters.check_modules_to_save(model, config.modules_to_save)
     object.__setattr__(model, "lora_config", config)
     mark_only_lora_as_trainable(model, config.bias, config.modules_to_save)
     return model
@@ -94,10 +64,10 @@ def apply_lora(model, config):
 
 def lora_layers(model):
     """(name, layer) for every LoRA layer in ``model``."""
-    return [(n, m) for n, m in model.named_modules() if isinstance(m, LoRALayer)]
+    return adapters.adapter_layers(model, LoRALayer)
 
 
-def _is_adapter_parameter(name, adapted, bias, modules_to_save):
+def is_adapter_parameter(name, adapted, bias, modules_to_save):
     """Does the parameter ``name`` belong to the adapter (trained and saved with it)?"""
     leaf = name.split(".")[-1]
     owner = name.rsplit(".", 2)[0] if ".base." in name else None  # the LoRA layer a base bias sits in
@@ -113,7 +83,7 @@ def mark_only_lora_as_trainable(model, bias="none", modules_to_save=()):
     """Freeze everything but the LoRA factors (and the chosen biases and modules)."""
     adapted = {n for n, _ in lora_layers(model)}
     for name, p in model.named_parameters():
-        p.requires_grad_(_is_adapter_parameter(name, adapted, bias, tuple(modules_to_save)))
+        p.requires_grad_(is_adapter_parameter(name, adapted, bias, tuple(modules_to_save)))
     return model
 
 
@@ -122,14 +92,7 @@ def lora_state_dict(model):
     config = getattr(model, "lora_config", None) or LoraConfig()
     adapted = {n for n, _ in lora_layers(model)}
     keep = tuple(config.modules_to_save)
-    return {k: v for k, v in model.state_dict().items() if _is_adapter_parameter(k, adapted, config.bias, keep)}
-
-
-def count_parameters(model):
-    """(total, trainable, percent trainable)."""
-    total = sum(p.size for p in model.parameters())
-    trainable = sum(p.size for p in model.parameters() if p.requires_grad)
-    return total, trainable, 100.0 * trainable / total
+    return {k: v for k, v in model.state_dict().items() if is_adapter_parameter(k, adapted, config.bias, keep)}
 
 
 def merge_lora(model, safe=True):
@@ -140,22 +103,12 @@ def merge_lora(model, safe=True):
     non-finite result) leaves the whole model untouched. A layer already
     merged gets a warning and is left alone.
     """
-    plans = []
-    for name, layer in lora_layers(model):
-        if layer.merged:
-            warnings.warn(f"{name} is already merged; merging again would add ΔW twice, so it was left alone", stacklevel=2)
-        else:
-            plans.append((layer, layer.merged_weights(safe)))
-    for layer, weights in plans:
-        layer.set_base_weights(weights)
-    return model
+    return adapters.merge_adapters(model, LoRALayer, safe)
 
 
 def unmerge_lora(model):
     """Subtract every adapter back out of its base weight."""
-    for _, layer in lora_layers(model):
-        layer.unmerge()
-    return model
+    return adapters.unmerge_adapters(model, LoRALayer)
 
 
 def merge_and_unload(model):

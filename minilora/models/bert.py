@@ -9,9 +9,9 @@ BERT differs from the GPT of gpt.py in three places, and in nothing else:
 * the input adds a token-type (segment) embedding and is layer-normed:
   x₀ = LN(E_tok[ids] + E_pos[t] + E_type[types]); the MLP uses the exact GELU.
 
-Eq. B1-B3 in docs/pretrained.md write the model out. ``SentenceEncoder`` adds
+Eq. E1-E3 in docs/pretrained.md write the model out. ``SentenceEncoder`` adds
 sentence-transformers' pooling: the mean of the last hidden states over the real
-(unpadded) tokens, then division by its L2 norm (Eq. B4), so that the dot product
+(unpadded) tokens, then division by its L2 norm (Eq. E4), so that the dot product
 of two embeddings is their cosine similarity.
 """
 
@@ -76,7 +76,7 @@ class BertMLP(Module):
 
 
 class BertBlock(Module):
-    """x ← LN₁(x + attn(x)); x ← LN₂(x + mlp(x)): the post-LayerNorm block (Eq. B2 in docs/pretrained.md)."""
+    """x ← LN₁(x + attn(x)); x ← LN₂(x + mlp(x)): the post-LayerNorm block (Eq. E2 in docs/pretrained.md)."""
 
     def __init__(self, config):
         super().__init__()
@@ -100,7 +100,7 @@ def padding_mask(attention_mask):
 
 
 class BertEncoder(Module):
-    """BERT's encoder (Eq. B1-B3 in docs/pretrained.md): embeddings, ``n_layer`` BertBlocks.
+    """BERT's encoder (Eq. E1-E3 in docs/pretrained.md): embeddings, ``n_layer`` BertBlocks.
 
     ``forward(input_ids, attention_mask=None, token_type_ids=None)`` returns the last
     hidden states, a (B, T, n_embd) Tensor; an encoder has no logits and no loss of
@@ -118,12 +118,12 @@ class BertEncoder(Module):
         self.ln_emb = LayerNorm(config.n_embd, eps=config.layer_norm_eps)
         self.drop = Dropout(config.dropout)
         self.blocks = ModuleList(BertBlock(config) for _ in range(config.n_layer))
-        for name, p in self.named_parameters():  # BERT's initialisation, for a model trained from scratch
+        for p in self.parameters():  # BERT's initialisation, for a model trained from scratch
             if p.ndim == 2:
                 init.normal_(p, 0.02)
 
     def embed(self, input_ids, token_type_ids=None):
-        """x₀ = LN(E_tok[ids] + E_pos[t] + E_type[types]) (Eq. B1 in docs/pretrained.md)."""
+        """x₀ = LN(E_tok[ids] + E_pos[t] + E_type[types]) (Eq. E1 in docs/pretrained.md)."""
         idx = as_indices(input_ids)
         T = idx.shape[1]
         if T > self.config.block_size:
@@ -156,7 +156,7 @@ class PoolingConfig:
 
 
 def mean_pool(hidden, attention_mask):
-    """Σ_t m_t h_t / max(Σ_t m_t, 1e-9): the mean over real tokens (Eq. B4 in docs/pretrained.md)."""
+    """Σ_t m_t h_t / max(Σ_t m_t, 1e-9): the mean over real tokens (Eq. E4 in docs/pretrained.md)."""
     xp = backend.get_array_module(hidden.data)
     m = backend.asarray(attention_mask.data if isinstance(attention_mask, Tensor) else attention_mask)
     m = m.astype(hidden.dtype)[:, :, None]  # (B, T, 1)
@@ -171,7 +171,7 @@ def l2_normalize(x, eps=1e-12):
 
 
 class SentenceEncoder(Module):
-    """A BertEncoder, its tokenizer and its pooling: sentences in, unit vectors out (Eq. B4).
+    """A BertEncoder, its tokenizer and its pooling: sentences in, unit vectors out (Eq. E4).
 
     ``forward(input_ids, attention_mask)`` gives differentiable (B, C) embeddings for
     fine-tuning; ``encode(sentences)`` gives a float32 array, as sentence-transformers does.

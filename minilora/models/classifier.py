@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from minilora import backend
 from minilora.autograd import ops
 from minilora.autograd.tensor import Tensor
-from minilora.models.gpt import Block, as_indices, init_transformer_weights
+from minilora.models.common import as_indices
+from minilora.models.gpt import Block, init_transformer_weights
 from minilora.nn.layers import Dropout, Embedding, LayerNorm, Linear
 from minilora.nn.module import Module, ModuleList
 

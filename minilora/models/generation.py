@@ -26,7 +26,7 @@ def sample_next(logits, temperature=1.0, top_k=None):
         k = min(int(top_k), data.shape[-1])
         kth = xp.sort(data, axis=-1)[:, -k][:, None]
         data = xp.where(data < kth, -xp.inf, data)
-    probs = softmax(Tensor._wrap(data), axis=-1).data
+    probs = softmax(Tensor._wrap(data), dim=-1).data
     cdf = probs.cumsum(axis=-1)
     # Scale u by the last cdf value (1 up to rounding) so it can never fall past the
     # end of the distribution, where only tokens of probability 0 lie.

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from minilora import backend
 from minilora.autograd import ops
 from minilora.autograd.tensor import Tensor
+from minilora.models.common import as_indices, check_prompt
 from minilora.models.generation import sample_next
 from minilora.nn import init
 from minilora.nn.attention import CausalSelfAttention
@@ -83,24 +84,6 @@ def init_transformer_weights(model, n_layer):
             init.normal_(p, 0.02 / math.sqrt(2 * n_layer))
         elif p.ndim == 2:
             init.normal_(p, 0.02)
-
-
-def as_indices(idx):
-    """Token ids as an integer array, from a Tensor, an array or a list of ints."""
-    data = idx.data if isinstance(idx, Tensor) else backend.asarray(idx)
-    if not backend.is_integer(data.dtype):
-        raise TypeError(
-            f"token ids must be integers, got dtype {data.dtype} (ml.Tensor turns lists into "
-            "float32; build ids with ml.Tensor(ids, dtype='int64') or pass the list itself)"
-        )
-    return data
-
-
-def check_prompt(idx):
-    """A (B, T) batch of token ids with T >= 1, as generate needs."""
-    if idx.ndim != 2 or idx.shape[1] < 1:
-        raise ValueError(f"generate needs token ids of shape (batch, length >= 1), got shape {tuple(idx.shape)}")
-    return idx
 
 
 class GPT(Module):

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 
 from minilora import backend
 from minilora.autograd import ops
-from minilora.models.generation import sample_next
 from minilora.autograd.tensor import Tensor
-from minilora.models.gpt import as_indices, check_prompt
+from minilora.models.common import as_indices, check_prompt
+from minilora.models.generation import sample_next
 from minilora.nn import init
 from minilora.nn.layers import RNN, Dropout, Embedding, Linear
 from minilora.nn.module import Module, Parameter, evaluating

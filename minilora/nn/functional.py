@@ -7,5 +7,5 @@ The implementations (forward and VJP side by side) live in
 ``minilora.autograd.ops``.
 """
 
-from minilora.autograd.ops import *  # noqa: F401,F403
+from minilora.autograd.ops import *  # noqa: F403
 from minilora.autograd.ops import __all__  # noqa: F401

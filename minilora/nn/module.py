@@ -95,6 +95,7 @@ class Module:
         return (p for _, p in self.named_parameters())
 
     def num_parameters(self, trainable_only=False):
+        """How many numbers the parameters hold (only the trainable ones with ``trainable_only``)."""
         return sum(p.size for p in self.parameters() if p.requires_grad or not trainable_only)
 
     def get_submodule(self, target):

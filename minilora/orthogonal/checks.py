@@ -12,24 +12,11 @@ same kind it was given (a Tensor comes back as a new leaf without a graph).
 
 from minilora import backend
 from minilora.autograd.tensor import Tensor
+from minilora.matrices import as_matrix
 from minilora.nn.init import orthonormal_columns
 
 NORMS = ("fro", "max")
 METHODS = ("qr", "polar")
-
-
-def as_matrix(W, fn, dtype=None):
-    """The array inside ``W``, checked to be a finite 2-D matrix (``fn`` names the caller in errors)."""
-    data = W.data if isinstance(W, Tensor) else backend.asarray(W)
-    if data.ndim != 2:
-        raise ValueError(f"{fn}: needs a matrix (2-D), got shape {tuple(data.shape)}")
-    if not backend.is_floating(data.dtype):
-        data = data.astype(backend.float64)  # an integer matrix, e.g. a permutation, is checked as floats
-    if dtype is not None:
-        data = data.astype(dtype)
-    if not backend.all_finite(data):
-        raise ValueError(f"{fn}: the matrix contains nan or inf, so it has no orthogonal factor to speak of")
-    return data
 
 
 def like(array, original):

@@ -14,20 +14,19 @@ the pretrained model's knowledge; LoRA's W₀ + BA does not keep it.
 
 R is block-diagonal, r blocks of size b = in/r, each a Cayley rotation of a
 free S (Eq. 11): S = 0 gives R = I, so the model starts exactly as it was.
-Name matching reuses minilora.lora's rules (``target_names``), so the same
+Layers are picked by ``minilora.adapters.target_names``, so the same
 ``target_modules`` pick the same layers for LoRA and OFT.
 """
 
-import warnings
 from dataclasses import asdict, dataclass, field
 
-from minilora import backend
+from minilora import adapters, backend
+from minilora.adapters import AdapterLayer
 from minilora.autograd import ops
 from minilora.autograd.engine import no_grad
-from minilora.lora.model import lora_layers, target_names
+from minilora.matrices import as_matrix
 from minilora.nn.layers import Linear
-from minilora.nn.module import Module, Parameter, freeze, unfreeze
-from minilora.orthogonal.checks import as_matrix
+from minilora.nn.module import Parameter, freeze, unfreeze
 from minilora.orthogonal.parametrizations import cayley_map
 
 
@@ -67,21 +66,24 @@ def block_diagonal(blocks):
     return full
 
 
-class OFTLinear(Module):
+class OFTLinear(AdapterLayer):
     """y = base(x R) for row inputs x, i.e. weight W₀Rᵀ, with ``base`` a frozen ``nn.Linear`` (Eq. 19).
 
     ``oft_S`` (r, b, b) is the only trainable parameter: r·b² numbers, of
     which r·b(b-1)/2 matter (the skew part of each block). The bias is not rotated.
+    ``merge()`` writes W₀ ← W₀Rᵀ, after which forward is the plain base layer;
+    ``unmerge()`` writes W₀ ← (W₀Rᵀ)R, which is W₀ because RᵀR = I: undoing a
+    rotation needs no inverse.
     """
 
+    change = "the rotation"
+
     def __init__(self, base, r=None, block_size=None):
-        super().__init__()
         if not isinstance(base, Linear):
             raise TypeError(f"OFTLinear wraps an nn.Linear, got {type(base).__name__}")
-        self.base = base
+        super().__init__(base)
         self.r, self.block_size = oft_blocks(base.in_features, r, block_size)
         self.oft_S = Parameter(backend.xp.zeros((self.r, self.block_size, self.block_size), dtype=base.weight.dtype))
-        self.merged = False
         freeze(base)
 
     def rotation(self):
@@ -108,26 +110,16 @@ class OFTLinear(Module):
         rotated = ops.reshape(ops.transpose(rotated, 0, 1), x.shape)  # (N, r, b) -> (..., in)
         return self.base(rotated)
 
-    def merge(self):
-        """W₀ ← W₀Rᵀ, after which forward is the plain base layer (Eq. 19)."""
-        if self.merged:
-            warnings.warn("OFTLinear is already merged; merging again would rotate twice, so nothing was done", stacklevel=2)
-            return False
+    def merged_weights(self, safe=True):
+        """{"weight": W₀Rᵀ} (Eq. 19), checked to be finite; nothing changes yet."""
         merged = self.merged_weight()
-        if not backend.all_finite(merged):
+        if safe and not backend.all_finite(merged):
             raise ValueError("merging would make the weight non-finite; oft_S is broken, nothing was merged")
-        self.base.weight.data = merged.astype(self.base.weight.dtype)
-        self.merged = True
-        return True
+        return {"weight": merged}
 
-    def unmerge(self):
-        """W₀ ← (W₀Rᵀ) R, which is W₀ because RᵀR = I: undoing a rotation needs no inverse."""
-        if not self.merged:
-            warnings.warn("OFTLinear is not merged; nothing to unmerge", stacklevel=2)
-            return False
-        self.base.weight.data = (self.base.weight.data @ self.rotation_matrix()).astype(self.base.weight.dtype)
-        self.merged = False
-        return True
+    def unmerged_weights(self):
+        """{"weight": (W₀Rᵀ)R = W₀}."""
+        return {"weight": self.base.weight.data @ self.rotation_matrix()}
 
     def extra_repr(self):
         return f"r={self.r}, block_size={self.block_size}, merged={self.merged}"
@@ -149,7 +141,7 @@ class OFTConfig:
 
 def oft_layers(model):
     """(name, layer) for every OFT layer in ``model``."""
-    return [(n, m) for n, m in model.named_modules() if isinstance(m, OFTLinear)]
+    return adapters.adapter_layers(model, OFTLinear)
 
 
 def apply_oft(model, config=None, **fields):
@@ -159,20 +151,13 @@ def apply_oft(model, config=None, **fields):
     the same fields as keywords: ``apply_oft(model, target_modules=["q_proj"], block_size=4)``.
     Afterwards only the rotations (and ``modules_to_save``) train.
     """
-    if config is None:
-        config = OFTConfig(**fields)
-    elif fields:
-        raise TypeError(f"apply_oft: pass either an OFTConfig or keyword fields, not both (got {sorted(fields)})")
-    if oft_layers(model) or lora_layers(model):
+    config = adapters.resolve_config(config, fields, OFTConfig, "apply_oft")
+    if adapters.adapter_layers(model):
         raise ValueError("this model already has adapter layers (OFT or LoRA); apply one adapter once, to a plain model")
-    names = target_names(model, config.target_modules)
-    not_linear = [f"{n} ({type(model.get_submodule(n)).__name__})" for n in names if type(model.get_submodule(n)) is not Linear]
-    if not_linear:
-        raise TypeError("OFT supports Linear layers only; these targets are not: " + ", ".join(not_linear))
+    names = adapters.target_names(model, config.target_modules, (Linear,), "OFT")
     for name in names:  # every check before any change, so a refusal leaves the model as it was
         oft_blocks(model.get_submodule(name).in_features, config.r, config.block_size)
-    for name in config.modules_to_save:
-        model.get_submodule(name)  # a clear error for an unknown name
+    adapters.check_modules_to_save(model, config.modules_to_save)
     for name in names:
         model.set_submodule(name, OFTLinear(model.get_submodule(name), config.r, config.block_size))
     object.__setattr__(model, "oft_config", config)
@@ -190,17 +175,16 @@ def mark_only_oft_as_trainable(model, modules_to_save=()):
 
 
 def merge_oft(model):
-    """Rotate every adapted base weight, W₀ ← W₀Rᵀ (layers already merged are left alone, with a warning)."""
-    for _, layer in oft_layers(model):
-        layer.merge()
-    return model
+    """Rotate every adapted base weight, W₀ ← W₀Rᵀ (layers already merged are left alone, with a warning).
+
+    Every merged weight is computed and checked before any is written, as in ``merge_lora``.
+    """
+    return adapters.merge_adapters(model, OFTLinear)
 
 
 def unmerge_oft(model):
     """Undo ``merge_oft``, W₀ ← (W₀Rᵀ)R = W₀ (layers not merged are left alone, with a warning)."""
-    for _, layer in oft_layers(model):
-        layer.unmerge()
-    return model
+    return adapters.unmerge_adapters(model, OFTLinear)
 
 
 # ----------------------------------------------------------------------------

@@ -17,8 +17,9 @@ parameter, whose ``weight()`` is W and whose forward is seed 002's Y = XW.
 from minilora import backend
 from minilora.autograd import ops
 from minilora.autograd.tensor import Tensor
+from minilora.matrices import as_matrix
 from minilora.nn.module import Module, Parameter
-from minilora.orthogonal.checks import as_matrix, default_tolerance, orthogonality_error
+from minilora.orthogonal.checks import default_tolerance, orthogonality_error
 
 
 def _eye_like(S):

@@ -10,7 +10,8 @@ for the parametrisations that learn W by gradient descent.
 
 from minilora import backend
 from minilora.autograd.tensor import Tensor
-from minilora.orthogonal.checks import as_matrix, like
+from minilora.matrices import as_matrix
+from minilora.orthogonal.checks import like
 
 
 def procrustes(X, Y, special=False):

@@ -12,7 +12,8 @@ import math
 from collections import namedtuple
 
 from minilora import backend
-from minilora.orthogonal.checks import as_matrix, orthogonalize
+from minilora.matrices import as_matrix
+from minilora.orthogonal.checks import orthogonalize
 
 
 def _check_dims(d_in, d_out):

@@ -1,11 +1,15 @@
-"""Loss curves with matplotlib, drawn without pyplot's global state (safe in scripts and tests)."""
+"""Loss curves with matplotlib, drawn without pyplot's global state (safe in scripts and tests).
 
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
+matplotlib is imported when a curve is drawn, not when the Trainer is: it
+takes longer to import than the rest of minilora together.
+"""
 
 
 def plot_history(history, path, title="loss"):
     """Plot train and validation loss against the step from a Trainer's history; save a PNG."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(6, 4), dpi=120)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()

@@ -11,10 +11,10 @@ training stream. That is what makes a resumed run match an uninterrupted one.
 
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 from minilora import backend
-from minilora.nn.module import evaluating
+from minilora.models.common import mean_loss
 from minilora.optim import AdamW, clip_grad_norm_, warmup_cosine
 from minilora.train import checkpoint as ckpt
 from minilora.train.plots import plot_history
@@ -23,19 +23,21 @@ from minilora.train.progress import Progress
 
 @dataclass
 class TrainConfig:
-    max_iters: int = 2000  # optimizer steps
-    batch_size: int = 12  # sequences per step
-    block_size: int = 64  # tokens per training sequence (language models)
-    lr: float = 1e-3  # peak learning rate
-    min_lr: float = 1e-4  # floor the cosine decays to
-    warmup_iters: int = 100  # linear warmup steps
-    weight_decay: float = 0.1  # AdamW decay on matrices (not on biases, LayerNorm, vectors)
-    beta1: float = 0.9  # AdamW's first-moment decay
-    beta2: float = 0.99  # AdamW's second-moment decay
-    grad_clip: float = 1.0  # global gradient-norm limit (0: off)
-    eval_interval: int = 250  # evaluate (and checkpoint) every this many steps
-    eval_iters: int = 20  # batches per evaluation
-    seed: int = 0  # seeds the model init, the batches and dropout
+    """How a model is trained. Each field's ``help`` is also its ``--help`` line in ``python -m minilora train``."""
+
+    max_iters: int = field(default=2000, metadata={"help": "optimizer steps"})
+    batch_size: int = field(default=12, metadata={"help": "sequences per step"})
+    block_size: int = field(default=64, metadata={"help": "tokens per training sequence (language models)"})
+    lr: float = field(default=1e-3, metadata={"help": "peak learning rate"})
+    min_lr: float = field(default=1e-4, metadata={"help": "floor the cosine decays to"})
+    warmup_iters: int = field(default=100, metadata={"help": "linear warmup steps"})
+    weight_decay: float = field(default=0.1, metadata={"help": "AdamW decay on matrices (not on biases, LayerNorm, vectors)"})
+    beta1: float = field(default=0.9, metadata={"help": "AdamW's first-moment decay"})
+    beta2: float = field(default=0.99, metadata={"help": "AdamW's second-moment decay"})
+    grad_clip: float = field(default=1.0, metadata={"help": "global gradient-norm limit (0: off)"})
+    eval_interval: int = field(default=250, metadata={"help": "evaluate (and checkpoint) every this many steps"})
+    eval_iters: int = field(default=20, metadata={"help": "batches per evaluation"})
+    seed: int = field(default=0, metadata={"help": "seeds the model init, the batches and dropout"})
 
 
 class NonFiniteLossError(RuntimeError):
@@ -76,8 +78,7 @@ class Trainer:
     # -- evaluation --------------------------------------------------------------
     def evaluate(self):
         """Mean loss over each evaluation set, with dropout off and no graph built."""
-        with evaluating(self.model):
-            return {name: sum(self.model(*b)[1].item() for b in batches) / len(batches) for name, batches in self.eval_sets.items()}
+        return {name: mean_loss(self.model, batches) for name, batches in self.eval_sets.items()}
 
     # -- the loop ----------------------------------------------------------------
     def fit(self):
@@ -120,7 +121,7 @@ class Trainer:
         losses = self.evaluate()
         entry = {"step": self.step, **{f"{k}_loss": v for k, v in losses.items()}, "elapsed": round(elapsed, 2)}
         self.history.append(entry)
-        self.log("step {:5d}  ".format(self.step) + "  ".join(f"{k} loss {v:.4f}" for k, v in losses.items()))
+        self.log(f"step {self.step:5d}  " + "  ".join(f"{k} loss {v:.4f}" for k, v in losses.items()))
         if all(math.isfinite(v) for v in losses.values()) and self.checkpoint:
             self.save()
             self.last_saved_step = self.step

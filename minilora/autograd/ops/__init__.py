@@ -6,9 +6,7 @@ functions under the names PyTorch uses.
 """
 
 from minilora.autograd.ops.arithmetic import add, div, matmul, mul, neg, pow, sub
-from minilora.autograd.ops.layers import linear, rnn_tanh
-from minilora.autograd.ops.linalg import matrix_exp, solve
-from minilora.autograd.ops.nn import (
+from minilora.autograd.ops.fused import (
     attention_softmax,
     cross_entropy,
     dropout,
@@ -17,6 +15,8 @@ from minilora.autograd.ops.nn import (
     log_softmax,
     softmax,
 )
+from minilora.autograd.ops.layer_ops import linear, rnn_tanh
+from minilora.autograd.ops.linalg import matrix_exp, solve
 from minilora.autograd.ops.pointwise import clamp, exp, gelu, log, masked_fill, relu, sigmoid, sqrt, tanh, where
 from minilora.autograd.ops.reductions import argmax, logsumexp, max, mean, sum, var
 from minilora.autograd.ops.shape import (

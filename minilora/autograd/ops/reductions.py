@@ -1,7 +1,7 @@
 """Reductions over axes: sum, mean, max, var, logsumexp (and argmax, which has no gradient).
 
-Every reduction takes numpy's ``axis``/``keepdims`` or PyTorch's
-``dim``/``keepdim`` spelling. Its backward first puts the reduced axes back
+Every reduction takes PyTorch's ``dim``/``keepdim``, the names of the public
+API, or numpy's ``axis``/``keepdims`` for the same thing. Its backward first puts the reduced axes back
 as length 1 (``_keepdims_shape``) so the gradient broadcasts over them
 (docs/autograd.md, Eq. R1-R4).
 """
@@ -11,15 +11,15 @@ from minilora.autograd.function import Function
 from minilora.autograd.tensor import Tensor
 
 
-def reduce_args(axis, keepdims, dim=None, keepdim=None):
-    """Accept numpy's (axis, keepdims) or PyTorch's (dim, keepdim) spelling."""
-    if dim is not None:
-        axis = dim
-    if keepdim is not None:
-        keepdims = keepdim
-    if isinstance(axis, list):
-        axis = tuple(axis)
-    return axis, bool(keepdims)
+def reduce_args(dim, keepdim, axis=None, keepdims=None):
+    """(axis, keepdims) for the array code, from PyTorch's (dim, keepdim) or numpy's (axis, keepdims)."""
+    if axis is not None:
+        dim = axis
+    if keepdims is not None:
+        keepdim = keepdims
+    if isinstance(dim, list):
+        dim = tuple(dim)
+    return dim, bool(keepdim)
 
 
 def normalize_axes(axis, ndim):
@@ -129,35 +129,35 @@ class LogSumExp(Function):
 # The functional API
 
 
-def sum(x, axis=None, keepdims=False, **torch_names):
-    axis, keepdims = reduce_args(axis, keepdims, **torch_names)
+def sum(x, dim=None, keepdim=False, **numpy_names):
+    axis, keepdims = reduce_args(dim, keepdim, **numpy_names)
     return Sum.apply(x, axis=axis, keepdims=keepdims)
 
 
-def mean(x, axis=None, keepdims=False, **torch_names):
-    axis, keepdims = reduce_args(axis, keepdims, **torch_names)
+def mean(x, dim=None, keepdim=False, **numpy_names):
+    axis, keepdims = reduce_args(dim, keepdim, **numpy_names)
     return Mean.apply(x, axis=axis, keepdims=keepdims)
 
 
-def max(x, axis=None, keepdims=False, **torch_names):
-    """The largest values along ``axis`` (values only, like ``torch.amax``)."""
-    axis, keepdims = reduce_args(axis, keepdims, **torch_names)
+def max(x, dim=None, keepdim=False, **numpy_names):
+    """The largest values along ``dim`` (values only, like ``torch.amax``)."""
+    axis, keepdims = reduce_args(dim, keepdim, **numpy_names)
     return Max.apply(x, axis=axis, keepdims=keepdims)
 
 
-def var(x, axis=None, keepdims=False, correction=1, **torch_names):
-    """Variance along ``axis``. Like ``torch.var`` the default divides by N - 1
+def var(x, dim=None, keepdim=False, correction=1, **numpy_names):
+    """Variance along ``dim``. Like ``torch.var`` the default divides by N - 1
     (Bessel's correction); ``correction=0`` gives numpy's population variance."""
-    axis, keepdims = reduce_args(axis, keepdims, **torch_names)
+    axis, keepdims = reduce_args(dim, keepdim, **numpy_names)
     return Var.apply(x, axis=axis, keepdims=keepdims, correction=correction)
 
 
-def logsumexp(x, axis=-1, keepdims=False, **torch_names):
-    axis, keepdims = reduce_args(axis, keepdims, **torch_names)
+def logsumexp(x, dim=-1, keepdim=False, **numpy_names):
+    axis, keepdims = reduce_args(dim, keepdim, **numpy_names)
     return LogSumExp.apply(x, axis=axis, keepdims=keepdims)
 
 
-def argmax(x, axis=None, keepdims=False, **torch_names):
+def argmax(x, dim=None, keepdim=False, **numpy_names):
     """Indices of the maximal values (an integer tensor; not differentiable)."""
-    axis, keepdims = reduce_args(axis, keepdims, **torch_names)
+    axis, keepdims = reduce_args(dim, keepdim, **numpy_names)
     return Tensor._wrap(x.data.argmax(axis=axis, keepdims=keepdims))

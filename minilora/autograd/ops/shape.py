@@ -154,43 +154,43 @@ def getitem(x, key):
     return GetItem.apply(x, key=_index_key(key))
 
 
-def unsqueeze(x, axis):
-    """A new axis of length 1 at ``axis``."""
-    axis = axis % (x.ndim + 1)
+def unsqueeze(x, dim):
+    """A new axis of length 1 at position ``dim``."""
+    axis = dim % (x.ndim + 1)
     return reshape(x, x.shape[:axis] + (1,) + x.shape[axis:])
 
 
-def squeeze(x, axis=None):
-    """Drop axes of length 1 (all of them, or only ``axis``)."""
-    if axis is None:
+def squeeze(x, dim=None):
+    """Drop axes of length 1 (all of them, or only ``dim``)."""
+    if dim is None:
         return reshape(x, tuple(n for n in x.shape if n != 1))
-    axis = axis % x.ndim
+    axis = dim % x.ndim
     if x.shape[axis] != 1:
         raise ValueError(f"squeeze: axis {axis} of shape {x.shape} has length {x.shape[axis]}, not 1")
     return reshape(x, x.shape[:axis] + x.shape[axis + 1 :])
 
 
-def concat(tensors, axis=0, **torch_names):
-    axis, _ = reduce_args(axis, False, **torch_names)
+def concat(tensors, dim=0, **numpy_names):
+    axis, _ = reduce_args(dim, False, **numpy_names)
     return Concat.apply(*tensors, axis=axis)
 
 
 cat = concat  # PyTorch's name
 
 
-def stack(tensors, axis=0, **torch_names):
-    axis, _ = reduce_args(axis, False, **torch_names)
+def stack(tensors, dim=0, **numpy_names):
+    axis, _ = reduce_args(dim, False, **numpy_names)
     return Stack.apply(*tensors, axis=axis)
 
 
-def split(x, split_size_or_sections, axis=0, **torch_names):
-    """Cut ``x`` along ``axis`` into pieces, as ``torch.split`` does.
+def split(x, split_size_or_sections, dim=0, **numpy_names):
+    """Cut ``x`` along ``dim`` into pieces, as ``torch.split`` does.
 
     An int gives pieces of that size (the last may be smaller); a list gives
     the size of each piece. The pieces are slices of x, so their gradients
     flow back through GetItem.
     """
-    axis, _ = reduce_args(axis, False, **torch_names)
+    axis, _ = reduce_args(dim, False, **numpy_names)
     length = x.shape[axis]
     if isinstance(split_size_or_sections, int):
         size = split_size_or_sections

@@ -16,13 +16,14 @@ predictably: ``q_proj.weight`` becomes ``q_proj.base.weight``.
 """
 
 import math
-import warnings
 
 from minilora import backend
+from minilora.adapters import AdapterLayer
 from minilora.autograd import ops
 from minilora.autograd.engine import no_grad
+from minilora.matrices import svd
 from minilora.nn.layers import Dropout, uniform
-from minilora.nn.module import Module, Parameter
+from minilora.nn.module import Parameter
 
 INITS = ("default", "gaussian", "pissa")
 
@@ -32,18 +33,29 @@ def lora_scaling(r, lora_alpha, use_rslora=False):
     return lora_alpha / math.sqrt(r) if use_rslora else lora_alpha / r
 
 
-class LoRALayer(Module):
-    """What every LoRA layer shares: rank, scaling, dropout, and merge / unmerge."""
+def check_lora_options(r, lora_alpha, lora_dropout, init_lora_weights):
+    """The one check of LoRA's options, for ``LoraConfig`` and for a layer built directly."""
+    if isinstance(r, bool) or not isinstance(r, int) or r < 1:
+        raise ValueError(f"LoRA rank r must be a positive integer, got {r!r}")
+    if not lora_alpha > 0:
+        raise ValueError(f"lora_alpha must be positive (the update is scaled by alpha/r), got {lora_alpha!r}")
+    if not 0.0 <= lora_dropout < 1.0:
+        raise ValueError(f"lora_dropout must be in [0, 1), got {lora_dropout!r}")
+    if init_lora_weights not in INITS:
+        raise ValueError(f"init_lora_weights must be one of {INITS}, got {init_lora_weights!r}")
 
-    def __init__(self, base, r, lora_alpha, lora_dropout, use_rslora):
-        super().__init__()
-        if not isinstance(r, int) or r < 1:
-            raise ValueError(f"LoRA rank r must be a positive integer, got {r!r}")
-        self.base = base
+
+class LoRALayer(AdapterLayer):
+    """What every LoRA layer shares: rank, scaling, dropout, and what merging adds (s·BA)."""
+
+    change = "ΔW = s·BA"
+
+    def __init__(self, base, r, lora_alpha, lora_dropout, use_rslora, init_lora_weights="default"):
+        check_lora_options(r, lora_alpha, lora_dropout, init_lora_weights)
+        super().__init__(base)
         self.r, self.lora_alpha, self.use_rslora = r, lora_alpha, use_rslora
         self.scaling = lora_scaling(r, lora_alpha, use_rslora)
         self.lora_dropout = Dropout(lora_dropout)
-        self.merged = False
         base.requires_grad_(False)  # the pretrained layer stays as it is
 
     def delta_weights(self):
@@ -53,9 +65,12 @@ class LoRALayer(Module):
     def merged_weights(self, safe=True):
         """{name: W₀ + s·BA} for each base weight, computed on copies (nothing changes yet).
 
-        Refuses in train mode with active dropout: the merged layer would stop
-        dropping out the adapter's input, so its outputs would change. With
-        ``safe=True`` a non-finite result is refused too.
+        ``merge()`` writes them: W₀ ← W₀ + s·BA, so forward no longer runs the
+        adapter (Eq. 9 in docs/lora.md) and costs what the base layer alone does
+        (for a Linear, Eq. C1 in docs/math.md). Refuses in train mode with
+        active dropout: the merged layer would stop dropping out the adapter's
+        input, so its outputs would change. With ``safe=True`` a non-finite
+        result is refused too.
         """
         if self.training and self.lora_dropout.p > 0:
             raise RuntimeError(
@@ -70,30 +85,9 @@ class LoRALayer(Module):
                 raise ValueError(f"merging would make {name} non-finite; the adapter weights are broken, nothing was merged")
         return new
 
-    def merge(self, safe=True):
-        """W₀ ← W₀ + s·BA, so forward no longer runs the adapter (Eq. 9 in docs/lora.md)
-        and costs what the base layer alone does (for a Linear, Eq. C1 in docs/math.md)."""
-        if self.merged:
-            warnings.warn(f"{type(self).__name__} is already merged; merging again would add ΔW twice, so nothing was done", stacklevel=2)
-            return False
-        self.set_base_weights(self.merged_weights(safe))
-        return True
-
-    def set_base_weights(self, weights):
-        for name, array in weights.items():
-            getattr(self.base, name).data = array
-        self.merged = True
-
-    def unmerge(self):
-        """W₀ ← W₀ - s·BA: back to the frozen base plus a separate adapter."""
-        if not self.merged:
-            warnings.warn(f"{type(self).__name__} is not merged; nothing to unmerge", stacklevel=3)
-            return False
-        for name, delta in self.delta_weights().items():
-            weight = getattr(self.base, name)
-            weight.data = weight.data - delta.astype(weight.dtype)
-        self.merged = False
-        return True
+    def unmerged_weights(self):
+        """{name: W₀ - s·BA}: back to the frozen base plus a separate adapter."""
+        return {name: getattr(self.base, name).data - delta.astype(getattr(self.base, name).dtype) for name, delta in self.delta_weights().items()}
 
     def extra_repr(self):
         return f"r={self.r}, lora_alpha={self.lora_alpha}, scaling={self.scaling:.4g}, merged={self.merged}"
@@ -131,9 +125,7 @@ class LoRALinear(LoRALayer):
     """
 
     def __init__(self, base, r=8, lora_alpha=16, lora_dropout=0.0, use_rslora=False, init_lora_weights="default"):
-        super().__init__(base, r, lora_alpha, lora_dropout, use_rslora)
-        if init_lora_weights not in INITS:
-            raise ValueError(f"init_lora_weights must be one of {INITS}, got {init_lora_weights!r}")
+        super().__init__(base, r, lora_alpha, lora_dropout, use_rslora, init_lora_weights)
         if init_lora_weights == "pissa" and r > min(base.in_features, base.out_features):
             raise ValueError(f"PiSSA needs r <= min(in_features, out_features) = {min(base.in_features, base.out_features)} singular directions, got r={r}")
         out_f, in_f = base.weight.shape
@@ -150,7 +142,7 @@ class LoRALinear(LoRALayer):
     def _init_pissa(self):
         W = self.base.weight.data
         xp = backend.get_array_module(W)
-        U, S, Vt = xp.linalg.svd(W.astype(backend.float64), full_matrices=False)
+        U, S, Vt = svd(W)
         root = xp.sqrt(S[: self.r] / self.scaling)  # so that s·BA = U_r S_r V_rᵀ
         self.lora_B.data = (U[:, : self.r] * root).astype(W.dtype)
         self.lora_A.data = (root[:, None] * Vt[: self.r]).astype(W.dtype)

@@ -216,8 +216,8 @@ class Dropout(Function):
 # The functional API
 
 
-def softmax(x, axis=-1, **torch_names):
-    axis, _ = reduce_args(axis, False, **torch_names)
+def softmax(x, dim=-1, **numpy_names):
+    axis, _ = reduce_args(dim, False, **numpy_names)
     return Softmax.apply(x, axis=axis)
 
 
@@ -231,8 +231,8 @@ def attention_softmax(scores, mask=None, scale=1.0):
     return AttentionSoftmax.apply(scores, mask, scale=float(scale))
 
 
-def log_softmax(x, axis=-1, **torch_names):
-    axis, _ = reduce_args(axis, False, **torch_names)
+def log_softmax(x, dim=-1, **numpy_names):
+    axis, _ = reduce_args(dim, False, **numpy_names)
     return LogSoftmax.apply(x, axis=axis)
 
 

@@ -1,0 +1,183 @@
+"""The demo's tasks: what the shipped base is adapted to, one per regime.
+
+Each task is a stream of training batches and a fixed list of evaluation
+batches for the base's language-model loss (nats per character):
+
+* ``teacher`` (low-rank, controlled): a known rank-2 change ΔW* (``plant_low_rank``) is planted
+  in ``q_proj`` and ``v_proj`` of every block of the base, making a
+  "teacher". The corpus is real text with the teacher's next-character
+  distribution at every position (the limit of drawing many samples from
+  the teacher there), and the loss is KL(teacher ‖ model). LoRA has an exact
+  target: r ≥ 2 can represent ΔW* and bring the loss to 0, and its subspace
+  can be compared with ΔW*'s.
+* ``verse`` (low-rank, real): the base knows the five genres' verse and
+  prose; the task keeps only verse speeches, so adapting re-weights what the
+  base already does instead of adding anything new.
+* ``histories`` (new content): the genre the base never saw, with its kings,
+  dukes, battles and place names.
+"""
+
+import dataclasses
+
+from minilora import backend
+from minilora.autograd.engine import no_grad
+from minilora.data import get_batch, load_plays
+from minilora.distill import soft_target_kl
+from minilora.experiments.pretrain import PRETRAIN_GENRES
+from minilora.lora.analysis import right_singular_vectors
+from minilora.models import build_model
+from minilora.nn.module import Module
+
+
+@dataclasses.dataclass
+class Task:
+    """One adaptation task for the base."""
+
+    name: str          # "teacher", "verse", "histories"
+    regime: str        # "low-rank" or "new-content"
+    description: str   # one line for the demo's output
+    train_batch: object  # () -> (x, y), int64 (B, T) arrays
+    eval_batches: list   # fixed [(x, y), ...] for the validation loss
+    planted: dict = None  # teacher only: module name -> ΔW* (out, in)
+    wrap: object = None   # teacher only: model -> the module the Trainer runs (its loss is the task's metric)
+
+
+def _ids(tokenizer, text):
+    return backend.asarray(tokenizer.encode(text), dtype=backend.int64)
+
+
+def _eval_batches(ids, block_size, batch_size, eval_iters, seed):
+    generator = backend.new_generator(seed + 1)  # its own stream: evaluating never shifts training
+    return [get_batch(ids, block_size, batch_size, generator=generator) for _ in range(eval_iters)]
+
+
+def _text_task(name, regime, description, tokenizer, train_text, val_text, config):
+    train_ids, val_ids = _ids(tokenizer, train_text), _ids(tokenizer, val_text)
+    T, B = config.block_size, config.batch_size
+    return Task(name, regime, description, lambda: get_batch(train_ids, T, B),
+                _eval_batches(val_ids, T, B, config.eval_iters, config.seed))
+
+
+# ----------------------------------------------------------------------------
+# verse: the same genres, verse speeches only.
+
+
+def is_verse(lines):
+    """A speech is verse when it has at least two lines and each opens with a capital.
+
+    Printed verse starts every line with a capital letter; printed prose is
+    wrapped at the page edge, so some of its lines open in mid-sentence, in
+    lower case. One-line speeches cannot be told apart and count as neither.
+    """
+    def opens_with_capital(line):
+        letters = [c for c in line if c.isalpha()]
+        return bool(letters) and letters[0].isupper()
+    return len(lines) >= 2 and all(opens_with_capital(line) for line in lines)
+
+
+def verse_text(split, genres=PRETRAIN_GENRES):
+    """The verse speeches of ``genres`` in one split, in the ``SPEAKER:`` layout."""
+    return "".join(f"{speaker}:\n" + "\n".join(lines) + "\n\n"
+                   for play in load_plays(genres, split)
+                   for speaker, lines in play.speeches() if is_verse(lines))
+
+
+def verse_task(base, tokenizer, config):
+    return _text_task("verse", "low-rank", "verse speeches only, from the genres the base knows",
+                      tokenizer, verse_text("train"), verse_text("val"), config)
+
+
+def histories_task(base, tokenizer, config):
+    def text(split):
+        return "".join(play.text() for play in load_plays("histories", split))
+    return _text_task("histories", "new-content", "the history plays, a genre the base never saw",
+                      tokenizer, text("train"), text("val"), config)
+
+
+# ----------------------------------------------------------------------------
+# teacher: a planted rank-2 change, and a corpus drawn from it.
+
+
+def plant_low_rank(model, rank=2, strength=1.0, targets=("q_proj", "v_proj")):
+    """Add a known rank-``rank`` ΔW* to every targeted Linear of ``model`` (in place).
+
+    With W = U Σ Vᵀ the layer's SVD and U_r, V_r its top ``rank`` singular
+    vectors, ΔW* = strength · σ₁ · U_r P V_rᵀ, where P reverses the order
+    (for rank 2: u₁v₂ᵀ + u₂v₁ᵀ). The change re-routes the directions the layer
+    already reads most strongly to each other's outputs: it re-weights what
+    the model knows instead of adding anything. (Random U and V barely change
+    a trained model's outputs: a random input direction carries almost no
+    signal.) Every singular value of ΔW* is strength · σ₁. Returns {name: ΔW*}.
+    """
+    planted = {}
+    for name, module in model.named_modules():
+        if name.split(".")[-1] not in targets:
+            continue
+        W = module.weight.data
+        U, S, Vt = backend.xp.linalg.svd(W.astype(backend.float64))
+        delta = strength * S[0] * U[:, :rank] @ Vt[:rank][::-1]  # (out, rank) @ (rank, in), rows of Vᵀ reversed
+        module.weight.data = (W + delta).astype(W.dtype)
+        planted[name] = delta.astype(W.dtype)
+    return planted
+
+
+class Imitation(Module):
+    """The model's loss is KL(teacher ‖ model) per character, in training and in evaluation.
+
+    The teacher runs in eval mode without a graph; the model is the only
+    submodule, so only its parameters train (``minilora.distill`` at T = 1).
+    """
+
+    def __init__(self, model, teacher):
+        super().__init__()
+        self.model = model
+        object.__setattr__(self, "teacher", teacher)  # not a submodule: it neither trains nor counts
+
+    def forward(self, idx, targets=None):
+        with no_grad():
+            teacher_logits, _ = self.teacher(idx)
+        logits, _ = self.model(idx)
+        return logits, soft_target_kl(logits, teacher_logits, temperature=1.0)
+
+
+def teacher_task(base, tokenizer, config, rank=2, strength=None):
+    """The base with a planted rank-2 ΔW* is the teacher; the base learns to imitate it."""
+    teacher = build_model("gpt", dataclasses.asdict(base.config))
+    teacher.load_state_dict(base.state_dict())
+    teacher.eval()
+    planted = plant_low_rank(teacher, rank, config.teacher_strength if strength is None else strength)
+    text = {split: "".join(p.text() for p in load_plays(PRETRAIN_GENRES, split)) for split in ("train", "val")}
+    task = _text_task("teacher", "low-rank", f"the base's own genres, imitating the base plus a planted rank-{rank} "
+                      "change in q_proj and v_proj (loss: KL to that teacher)", tokenizer, text["train"], text["val"], config)
+    task.planted = planted
+    task.wrap = lambda model: Imitation(model, teacher)
+    return task
+
+
+def planted_similarity(model, planted):
+    """Mean over the planted layers of φ between the adapter's update and ΔW* (Eq. 11 in docs/lora.md).
+
+    φ = ‖V_kᵀ V*‖²_F / k, with V* the k right singular vectors of ΔW* (its input
+    subspace, k = 2) and V_k the top k of the adapter's learned update
+    ΔW = s·BA: 1 when the update reads exactly the planted directions, about
+    k/d for an unrelated subspace. The update, not A alone: after a few
+    steps A is still mostly its random start, and B carries what was learned.
+    """
+    values = []
+    for name, delta in planted.items():
+        layer = model.get_submodule(name)
+        if not hasattr(layer, "delta_weights"):
+            continue
+        k = _rank(delta)
+        learned = right_singular_vectors(layer.delta_weights()["weight"])[:, :k]  # (in, k)
+        target = right_singular_vectors(delta)[:, :k]                              # (in, k)
+        values.append(float(((learned.T @ target) ** 2).sum()) / k)
+    return sum(values) / len(values) if values else float("nan")
+
+
+def _rank(delta, tol=1e-6):
+    s = backend.xp.linalg.svd(delta.astype(backend.float64), compute_uv=False)
+    return int((s > tol * s[0]).sum())
+
+
+TASKS = {"teacher": teacher_task, "verse": verse_task, "histories": histories_task}
