@@ -32,6 +32,7 @@ import numpy
 
 from minilora.backend.fake_device import DeviceError, FakeDeviceArray, fake, no_host_transfers
 from minilora.backend.malloc import MALLOC_TUNED
+from minilora.backend.special import erf
 
 # The library new arrays are created with. Read it as ``backend.xp`` at call
 # time (never ``from minilora.backend import xp``, which would not follow use()).
@@ -201,25 +202,6 @@ def scatter_add(target, indices, values):
     else:
         numpy.add.at(target, indices, values)
     return target
-
-
-def erf(a):
-    """The error function erf(a), elementwise, on the backend that owns ``a``.
-
-    numpy has no erf, so the host uses scipy's (a C implementation accurate to a
-    few float64 ulps); cupy has its own in cupyx. The exact GELU needs it (Eq. P3).
-    """
-    if isinstance(a, FakeDeviceArray):
-        import scipy.special
-
-        return FakeDeviceArray(scipy.special.erf(a._array))
-    if _is_cupy(a):
-        import cupyx.scipy.special
-
-        return cupyx.scipy.special.erf(a)
-    import scipy.special
-
-    return scipy.special.erf(a)
 
 
 def save_npz(file, arrays):
