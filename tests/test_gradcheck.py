@@ -43,6 +43,10 @@ def unary_cases(op, make=lambda s: t64(s, seed=5)):
     return [(f"{op.__name__}{s}", op, [make(s)]) for s in UNARY_SHAPES]
 
 
+def gelu_erf(x):
+    return F.gelu(x, approximate="none")
+
+
 def reduction_cases(op, shapes=((), (4,), (3, 4), (2, 3, 4))):
     cases = []
     for shape in shapes:
@@ -137,6 +141,7 @@ CASES = {
     "sigmoid": unary_cases(F.sigmoid, make=lambda s: t64(s, low=-4, high=4)),
     "relu": unary_cases(F.relu, make=away_from_zero),
     "gelu": unary_cases(F.gelu, make=lambda s: t64(s, low=-3, high=3)),
+    "geluerf": unary_cases(gelu_erf, make=lambda s: t64(s, low=-4, high=4)),
     "clamp": [
         ("clamp-both", lambda x: F.clamp(x, -0.25, 0.75), [t64(np.array([-1.0, -0.6, 0.1, 0.3, 0.9, 1.2]))]),
         ("clamp-min", lambda x: F.clamp(x, min=0.0), [away_from_zero((3, 4))]),

@@ -31,6 +31,7 @@ import numpy
 
 from minilora.backend.fake_device import DeviceError, FakeDeviceArray, fake, no_host_transfers
 from minilora.backend.malloc import MALLOC_TUNED
+from minilora.backend.special import erf
 
 # The library new arrays are created with. Read it as ``backend.xp`` at call
 # time (never ``from minilora.backend import xp``, which would not follow use()).
@@ -221,7 +222,7 @@ __all__ = [
     "xp", "float32", "float64", "int64", "BACKENDS", "DEVICES", "MALLOC_TUNED",
     "use", "module_for", "current", "is_device_array", "get_array_module", "asarray",
     "device_of", "to_device", "to_numpy", "device_name", "gpu_available", "synchronize",
-    "dtype", "is_floating", "is_integer", "is_array", "all_finite", "scatter_add",
+    "dtype", "is_floating", "is_integer", "is_array", "all_finite", "scatter_add", "erf",
     "save_npz", "load_npz", "fake", "FakeDeviceArray", "DeviceError", "no_host_transfers",
     "manual_seed", "generator", "new_generator", "get_rng_state", "set_rng_state", "rand", "randn", "randint",
 ]  # fmt: skip

@@ -1,4 +1,4 @@
-"""Data: a character tokenizer, built-in corpora, the plays, text files and batches.
+"""Data: character, word and WordPiece tokenizers, built-in corpora, the plays, text files and batches.
 
     from minilora.data import CharTokenizer, load_corpus, train_val_split, get_batch
 
@@ -24,10 +24,12 @@ from minilora.data.text import (
     train_val_split,
 )
 from minilora.data.tokenizer import CharTokenizer, Tokenizer, WordTokenizer
+from minilora.data.wordpiece import WordPieceTokenizer
 
 __all__ = [
     "CharTokenizer",
     "WordTokenizer",
+    "WordPieceTokenizer",
     "Tokenizer",
     "load_corpus",
     "builtin_names",

@@ -165,8 +165,9 @@ def summary(seconds):
     return {"median_ms": statistics.median(ms), "min_ms": min(ms), "max_ms": max(ms)}
 
 
-def run_bench(sizes=("small", "medium"), warmup=3, repeats=10, log=print):
-    """Time every case; returns a dict with the machine's BLAS peak and one row per case."""
+def run_bench(sizes=("small", "medium"), warmup=3, repeats=10, log=print, bert=False):
+    """Time every case; returns a dict with the machine's BLAS peak and one row per case.
+    ``bert=True`` adds all-MiniLM-L6-v2's encoder at batch 16, length 64 (experiments/bench_bert.py)."""
     from minilora.experiments import bench_numpy, bench_torch
 
     torch_ok = bench_torch.available()
@@ -205,6 +206,17 @@ def run_bench(sizes=("small", "medium"), warmup=3, repeats=10, log=print):
             row["fraction_of_peak"] = row["gflops"] / peak
         rows.append(row)
         log(markdown_row(row))
+    if bert:
+        from minilora.experiments import bench_bert
+
+        for mode in ("full", "lora"):
+            times = interleaved(bench_bert.steps(mode), warmup, repeats)
+            row = {"size": "MiniLM encoder", "mode": mode, "minilora": summary(times["minilora"])}
+            if "torch" in times:
+                row["torch"] = summary(times["torch"])
+                row["ratio"] = paired_ratio(times["minilora"], times["torch"])
+            rows.append(row)
+            log(markdown_row(row))
     extras = {}
     for size_name in sizes:
         times = interleaved(merged_inference_steps(SIZES[size_name]), warmup, repeats)

@@ -1,8 +1,11 @@
-"""The models: GPT (seed 001), CharRNN (seed 000) and TextClassifier (seeds 002, 003).
+"""The models: GPT (seed 001), CharRNN (seed 000), TextClassifier (seeds 002, 003), and the
+BertEncoder and SentenceEncoder that pretrained checkpoints load into (docs/pretrained.md).
 
-Every model answers ``model(idx, targets=None) -> (logits, loss)``.
+Every language model and classifier answers ``model(idx, targets=None) -> (logits, loss)``;
+the encoders return hidden states (BertEncoder) or sentence embeddings (SentenceEncoder).
 """
 
+from minilora.models.bert import BertConfig, BertEncoder, PoolingConfig, SentenceEncoder
 from minilora.models.classifier import ClassifierConfig, TextClassifier
 from minilora.models.gpt import GPT, GPTConfig
 from minilora.models.rnn import CharRNN, RNNConfig
@@ -19,4 +22,7 @@ def build_model(kind, config):
     return model_cls(config_cls(**config))
 
 
-__all__ = ["GPT", "GPTConfig", "CharRNN", "RNNConfig", "TextClassifier", "ClassifierConfig", "MODEL_KINDS", "build_model"]
+__all__ = [
+    "GPT", "GPTConfig", "CharRNN", "RNNConfig", "TextClassifier", "ClassifierConfig",
+    "BertEncoder", "BertConfig", "SentenceEncoder", "PoolingConfig", "MODEL_KINDS", "build_model",
+]  # fmt: skip

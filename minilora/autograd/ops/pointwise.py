@@ -1,4 +1,4 @@
-"""Elementwise functions: exp, log, sqrt, tanh, sigmoid, relu, gelu, clamp, where.
+"""Elementwise functions: exp, log, sqrt, tanh, sigmoid, relu, gelu (two forms), clamp, where.
 
 Each backward multiplies the incoming gradient by the function's derivative
 at the same place (docs/autograd.md, Eq. P1). Where the derivative is most
@@ -129,6 +129,33 @@ class GELU(Function):
         return d
 
 
+_INV_SQRT2 = 1.0 / math.sqrt(2.0)  # Python floats, so float32 inputs stay float32
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+
+
+class GELUErf(Function):
+    """GELU exactly: x·Φ(x) with Φ(x) = ½(1 + erf(x/√2)), the form BERT uses (Eq. P3).
+
+    d/dx = Φ(x) + x·φ(x), with φ(x) = exp(-x²/2)/√(2π) the normal density.
+    """
+
+    def forward(self, x):
+        cdf = backend.erf(x * _INV_SQRT2)
+        cdf += 1.0
+        cdf *= 0.5  # Φ(x)
+        self.save_for_backward(x, cdf)
+        return x * cdf
+
+    def backward(self, grad):
+        x, cdf = self.saved
+        density = backend.get_array_module(x).exp(-0.5 * x * x)
+        density *= _INV_SQRT_2PI  # φ(x)
+        density *= x
+        density += cdf  # Φ(x) + x·φ(x)
+        density *= grad
+        return density
+
+
 class Clamp(Function):
     """x limited to [min, max]; the gradient passes where x is inside the range."""
 
@@ -195,10 +222,13 @@ def relu(x):
 
 
 def gelu(x, approximate="tanh"):
-    """GELU in its tanh approximation (the form GPT-2 uses)."""
-    if approximate != "tanh":
-        raise ValueError(f"gelu: only approximate='tanh' is implemented, got {approximate!r}")
-    return GELU.apply(x)
+    """GELU: ``approximate="tanh"`` is GPT-2's tanh form (Eq. P2), ``"none"`` the exact
+    x·Φ(x) with erf that BERT uses (Eq. P3). PyTorch's names; its default is "none"."""
+    if approximate == "tanh":
+        return GELU.apply(x)
+    if approximate == "none":
+        return GELUErf.apply(x)
+    raise ValueError(f"gelu: approximate must be 'tanh' or 'none', got {approximate!r}")
 
 
 def clamp(x, min=None, max=None):
