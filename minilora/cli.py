@@ -17,6 +17,10 @@ from minilora import backend
 
 def tour(args):
     """A two-minute look at the engine: a graph, its gradient, a check, a fit."""
+    if getattr(args, "quick", False):
+        # --quick belongs to the demo; the tour is already short, so say so rather than ignore it.
+        raise ValueError("--quick shortens the demo, not the tour (which takes seconds); "
+                         "use `tour --steps N` for a shorter fit, or `python -m minilora --quick` for the quick demo")
     ml.manual_seed(args.seed)
     print(f"minilora {ml.__version__}: an autograd tour on the {backend.current()} backend\n")
 
@@ -108,14 +112,20 @@ def evaluate(args):
     n_blocks = (len(ids) - 1) // block
     if n_blocks < 1:
         raise SystemExit(f"error: {args.data} has {len(ids)} tokens, fewer than one block of {block + 1}")
+    from minilora.train.progress import Progress
+
     total, count = 0.0, 0
+    batches = range(0, n_blocks, args.batch_size)
+    progress = Progress(len(batches), desc="eval")  # on stderr, so stdout keeps only the result
     with ml.no_grad():
-        for start in range(0, n_blocks, args.batch_size):
+        for step, start in enumerate(batches):
             rows = range(start, min(start + args.batch_size, n_blocks))
             x = backend.xp.stack([ids[r * block : (r + 1) * block] for r in rows])
             y = backend.xp.stack([ids[r * block + 1 : (r + 1) * block + 1] for r in rows])
             total += model(x, y)[1].item() * x.size
             count += x.size
+            progress.update(step, tokens=x.size, loss=total / count)
+    progress.close()
     loss = total / count
     print(f"{args.data}: {count:,} tokens, loss {loss:.4f} nats/token, perplexity {math.exp(loss):.2f}")
     return 0
@@ -134,7 +144,7 @@ def demo(args):
     config = DemoConfig.quick(seed=args.seed, out=args.out) if args.quick else DemoConfig(seed=args.seed, out=args.out)
     started = time.perf_counter()
     print(f"minilora {ml.__version__}: LoRA from the ground up (seed {args.seed}{', quick' if args.quick else ''})")
-    run_demo(config)
+    run_demo(config, smoke_test=args.quick)
     print(f"\nTotal time {time.perf_counter() - started:.0f} s. The method and these results are explained in docs/lora.md.")
     return 0
 
@@ -164,7 +174,7 @@ def bench(args):
 
 
 def compare(args):
-    """Seed 003's comparison: LoRA, its relatives, compression, pruning and distillation, in one table."""
+    """Article 003's comparison: LoRA, its relatives, compression, pruning and distillation, in one table."""
     from minilora.experiments.compare import CompareConfig, run_compare
 
     config = CompareConfig.quick_run(args.seed, args.out) if args.quick else CompareConfig(seed=args.seed, out=args.out)
@@ -240,7 +250,7 @@ def _train_parser(commands):
     g = p.add_argument_group("CharRNN")
     g.add_argument("--embed-dim", type=int, default=64, help="embedding size d (default: 64)")
     g.add_argument("--hidden-size", type=int, default=256, help="hidden state size (default: 256)")
-    g.add_argument("--projection", choices=["none", "trainable", "gaussian", "orthogonal"], default="none", help="seed 000's projection d -> D (default: none)")
+    g.add_argument("--projection", choices=["none", "trainable", "gaussian", "orthogonal"], default="none", help="article 000's projection d -> D (default: none)")
     g.add_argument("--proj-dim", type=int, default=256, help="projected size D (default: 256)")
     p.add_argument("--dropout", type=float, default=0.0, help="dropout probability (default: 0.0)")
     g = p.add_argument_group("optimisation")

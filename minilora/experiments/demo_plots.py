@@ -28,7 +28,8 @@ def loss_curves(path, histories):
         ax.set_xlabel("adaptation step")
         ax.set_ylabel("validation loss (nats / char)")
         ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="upper right")
+    # One legend below both panels: inside either one it covered the curves.
+    fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncols=4, fontsize=7)
     fig.savefig(path)
     return path
 
