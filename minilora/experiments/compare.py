@@ -1,6 +1,6 @@
-"""``python -m minilora compare``: seed 003's comparison of LoRA with its relatives and with making a model small.
+"""``python -m minilora compare``: article 003's comparison of LoRA with its relatives and with making a model small.
 
-Seed 003 (``seeds/003_d2bdf0114b04fa6b.txt``, §9.6) claims, without a
+Article 003 (§9.6) claims, without a
 number, that distillation shrinks a model best but may cost accuracy, and
 that pruning shrinks it well but may cost a lot. This runs the comparison on
 two tasks (minilora/experiments/compare_tasks.py) and prints one table:
@@ -163,7 +163,7 @@ def run_task(task, config, log=print):
         adapt(method, lambda m, setup=setup: setup(m, keep), c.lora_lr, "+ " + ", ".join(keep) if keep else "")
 
     # Smaller models. Compress the pretrained model by truncated SVD, or prune it to the same stored count
-    # (Eq. 8 in docs/compare.md), then fine-tune what is left, masks held: seed 003's "decompose, then fine-tune".
+    # (Eq. 8 in docs/compare.md), then fine-tune what is left, masks held: article 003's "decompose, then fine-tune".
     rank = max(1, c.n_embd // config.compress_divisor)
     model = task.pretrained()
     started = time.perf_counter()

@@ -1,4 +1,4 @@
-"""Standard against adversarial training, and accuracy under attack against ε (seed 004).
+"""Standard against adversarial training, and accuracy under attack against ε (article 004).
 
 The mechanisms (FGSM, PGD, the training loss of Eq. 7, accuracy under attack)
 are in minilora/adversarial.py. This module trains classifiers with them and

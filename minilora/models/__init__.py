@@ -1,4 +1,4 @@
-"""The models: GPT (seed 001), CharRNN (seed 000) and TextClassifier (seeds 002, 003).
+"""The models: GPT (article 001), CharRNN (article 000) and TextClassifier (articles 002, 003).
 
 Every model answers ``model(idx, targets=None) -> (logits, loss)``.
 """
