@@ -39,8 +39,11 @@ def test_every_notebook_ends_with_three_to_five_exercises_and_has_a_solution_fil
     headings = _exercise_headings(notebook)
     assert 3 <= len(headings) <= 5, f"{notebook.name} has {len(headings)} exercise headings"
     assert (SOLUTIONS / f"{notebook.stem}.py").exists(), f"no solutions/{notebook.stem}.py"
-    last_heading = max(i for i, cell in enumerate(_cells(notebook)) if "".join(cell["source"]).lstrip().startswith("### Exercise"))
-    assert all(cell["cell_type"] == "code" for cell in _cells(notebook)[last_heading + 1 :]), "the exercises come last"
+    cells = _cells(notebook)
+    first = min(i for i, cell in enumerate(cells) if "".join(cell["source"]).lstrip().startswith("### Exercise"))
+    later_headings = [line for cell in cells[first:] if cell["cell_type"] == "markdown"
+                      for line in "".join(cell["source"]).splitlines() if line.startswith("#")]
+    assert all(re.match(r"#+ Exercise", line) for line in later_headings), f"the exercises come last: {later_headings}"
 
 
 @pytest.mark.parametrize("solution", sorted(SOLUTIONS.glob("*.py")), ids=lambda p: p.name)
