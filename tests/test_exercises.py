@@ -31,7 +31,7 @@ def _cells(notebook):
 
 def _exercise_headings(notebook):
     return [line for cell in _cells(notebook) if cell["cell_type"] == "markdown"
-            for line in "".join(cell["source"]).splitlines() if re.match(r"#+ Exercise", line)]
+            for line in "".join(cell["source"]).splitlines() if re.match(r"#+ Exercise\b", line)]
 
 
 @pytest.mark.parametrize("notebook", sorted(NOTEBOOKS.glob("*.ipynb")), ids=lambda p: p.name)
