@@ -143,7 +143,7 @@ def demo(args):
 
     config = DemoConfig.quick(seed=args.seed, out=args.out) if args.quick else DemoConfig(seed=args.seed, out=args.out)
     started = time.perf_counter()
-    print(f"minilora {ml.__version__}: LoRA from the ground up (seed {args.seed}{', quick' if args.quick else ''})")
+    print(f"minilora {ml.__version__}: LoRA from the ground up (random seed {args.seed}{', quick smoke test' if args.quick else ''})")
     run_demo(config, smoke_test=args.quick)
     print(f"\nTotal time {time.perf_counter() - started:.0f} s. The method and these results are explained in docs/lora.md.")
     return 0
@@ -179,7 +179,7 @@ def compare(args):
 
     config = CompareConfig.quick_run(args.seed, args.out) if args.quick else CompareConfig(seed=args.seed, out=args.out)
     started = time.perf_counter()
-    print(f"minilora {ml.__version__}: comparing adaptation and compression methods (seed {args.seed}{', quick' if args.quick else ''})")
+    print(f"minilora {ml.__version__}: comparing adaptation and compression methods (random seed {args.seed}{', quick smoke test' if args.quick else ''})")
     run_compare(config, progress=sys.stderr.isatty())
     print(f"\nTotal time {time.perf_counter() - started:.0f} s. docs/compare.md explains the methods and reads the table.")
     return 0
