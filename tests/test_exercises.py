@@ -20,7 +20,7 @@ NOTEBOOKS = pathlib.Path(__file__).resolve().parent.parent / "notebooks"
 SOLUTIONS = NOTEBOOKS / "solutions"
 sys.path.insert(0, str(NOTEBOOKS))  # `import exercises`, as the notebooks do (their working directory)
 
-import exercises  # noqa: E402
+import exercises
 
 CHECKS = sorted(name for name in dir(exercises) if name.startswith("check_"))
 

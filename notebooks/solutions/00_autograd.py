@@ -3,8 +3,12 @@
 import math
 
 import numpy as np
-
-from exercises import check_adjoint, check_sigmoid_vjp, check_unbroadcast, check_value_relu
+from exercises import (
+    check_adjoint,
+    check_sigmoid_vjp,
+    check_unbroadcast,
+    check_value_relu,
+)
 
 # Exercise 1: f = x·y + exp(x); x reaches f through x·y (adjoint y) and through exp(x) (adjoint e^x).
 assert check_adjoint(2.0 + math.exp(1.0))

@@ -3,8 +3,11 @@
 import math
 
 import numpy as np
-
-from exercises import check_gaussian_projection, check_jl_dimension, check_orthonormal_basis
+from exercises import (
+    check_gaussian_projection,
+    check_jl_dimension,
+    check_orthonormal_basis,
+)
 
 # Exercise 1: k ≥ 4 ln n / (ε²/2 - ε³/3), rounded up.
 assert check_jl_dimension(math.ceil(4 * math.log(10_000) / (0.1**2 / 2 - 0.1**3 / 3)))

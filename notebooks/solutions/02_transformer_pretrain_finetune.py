@@ -3,7 +3,6 @@
 import math
 
 import numpy as np
-
 from exercises import check_attention, check_causal_mask, check_gpt_parameter_count
 
 # Exercise 1: V = 65, T = 64, C = 128, 4 blocks.

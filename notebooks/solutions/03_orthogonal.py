@@ -1,7 +1,6 @@
 """Solutions to the exercises of notebook 03 (the test suite runs this file)."""
 
 import numpy as np
-
 from exercises import check_cayley, check_householder, check_procrustes
 
 

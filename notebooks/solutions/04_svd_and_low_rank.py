@@ -3,8 +3,12 @@
 import math
 
 import numpy as np
-
-from exercises import check_break_even_rank, check_eckart_young_error, check_low_rank_approx, check_rank_for_energy
+from exercises import (
+    check_break_even_rank,
+    check_eckart_young_error,
+    check_low_rank_approx,
+    check_rank_for_energy,
+)
 
 # Exercise 1: k(m + n) < mn  <=>  k < mn/(m + n) = 128·512/640 = 102.4, so k = 102.
 assert check_break_even_rank(math.ceil(128 * 512 / (128 + 512)) - 1)

@@ -1,8 +1,12 @@
 """Solutions to the exercises of notebook 05 (the test suite runs this file)."""
 
 import numpy as np
-
-from exercises import check_dora_weight, check_lora_cost, check_pissa_init, check_subspace_similarity
+from exercises import (
+    check_dora_weight,
+    check_lora_cost,
+    check_pissa_init,
+    check_subspace_similarity,
+)
 
 # Exercise 1: r(d_in + d_out) parameters; r·d_in + d_out·r + d_out multiply-adds per token.
 r, d_in, d_out = 8, 768, 768

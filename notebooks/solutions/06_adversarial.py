@@ -1,7 +1,6 @@
 """Solutions to the exercises of notebook 06 (the test suite runs this file)."""
 
 import numpy as np
-
 from exercises import check_fgsm_linf, check_l2_step, check_project_l2
 
 

@@ -1,8 +1,8 @@
 """Solutions to the exercises of notebook 08 (the test suite runs this file)."""
 
-from minilora.models import GPT, GPTConfig
-
 from exercises import check_speedup, check_tokens_per_second, check_training_memory
+
+from minilora.models import GPT, GPTConfig
 
 # Exercise 1: B·T tokens per step, divided by the step's time in seconds.
 assert check_tokens_per_second(8 * 64 / 0.020)

@@ -1,6 +1,10 @@
 """Solutions to the exercises of the appendix notebook (the test suite runs this file)."""
 
-from exercises import check_full_delta_count, check_output_shift, check_truncation_formula
+from exercises import (
+    check_full_delta_count,
+    check_output_shift,
+    check_truncation_formula,
+)
 
 
 # Exercise 1: the singular values once, between the two factors.
