@@ -1,4 +1,4 @@
-"""Adversarial perturbations of input embeddings, and training against them (seed 004).
+"""Adversarial perturbations of input embeddings, and training against them (article 004).
 
 Text is discrete, so the attacker moves the token embeddings instead (Miyato
 et al., 2017): the classifier reads e + δ, where δ is the worst perturbation

@@ -17,6 +17,10 @@ from minilora import backend
 
 def tour(args):
     """A two-minute look at the engine: a graph, its gradient, a check, a fit."""
+    if getattr(args, "quick", False):
+        # --quick belongs to the demo; the tour is already short, so say so rather than ignore it.
+        raise ValueError("--quick shortens the demo, not the tour (which takes seconds); "
+                         "use `tour --steps N` for a shorter fit, or `python -m minilora --quick` for the quick demo")
     ml.manual_seed(args.seed)
     print(f"minilora {ml.__version__}: an autograd tour on the {backend.current()} backend\n")
 
@@ -100,6 +104,7 @@ def evaluate(args):
     from minilora.data import load_corpus
     from minilora.models.common import mean_loss
     from minilora.train.lm import load_model
+    from minilora.train.progress import Progress
 
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be an integer >= 1, got {args.batch_size}")
@@ -118,7 +123,10 @@ def evaluate(args):
         y = backend.xp.stack([ids[r * block + 1 : (r + 1) * block + 1] for r in rows])  # (rows, block): the next tokens
         batches.append((x, y))
     sizes = [x.size for x, _ in batches]  # a smaller last batch counts by its tokens
-    loss, count = mean_loss(model, batches, sizes), sum(sizes)
+    progress = Progress(len(batches), desc="eval")  # on stderr, so stdout keeps only the result
+    loss = mean_loss(model, batches, sizes, each=lambda step, running: progress.update(step, tokens=sizes[step], loss=running))
+    progress.close()
+    count = sum(sizes)
     print(f"{args.data}: {count:,} tokens, loss {loss:.4f} nats/token, perplexity {math.exp(loss):.2f}")
     return 0
 
@@ -136,7 +144,7 @@ def demo(args):
     config = DemoConfig(seed=args.seed, out=args.out, quick=args.quick, all=args.all)
     started = time.perf_counter()
     mode = ", quick smoke test" if args.quick else (", every row" if args.all else "")
-    print(f"minilora {ml.__version__}: LoRA where its premise holds, and where it does not (seed {args.seed}{mode})")
+    print(f"minilora {ml.__version__}: LoRA where its premise holds, and where it does not (random seed {args.seed}{mode})")
     run_demo(config, progress=sys.stderr.isatty())
     print(f"\nTotal time {time.perf_counter() - started:.0f} s. The method and these results are explained in docs/lora.md.")
     return 0
@@ -168,12 +176,12 @@ def bench(args):
 
 
 def compare(args):
-    """Seed 003's comparison: LoRA, its relatives, compression, pruning and distillation, in one table."""
+    """Article 003's comparison: LoRA, its relatives, compression, pruning and distillation, in one table."""
     from minilora.experiments.compare import CompareConfig, run_compare
 
     config = CompareConfig.quick(args.seed, args.out) if args.quick else CompareConfig(seed=args.seed, out=args.out)
     started = time.perf_counter()
-    print(f"minilora {ml.__version__}: comparing adaptation and compression methods (seed {args.seed}{', quick' if args.quick else ''})")
+    print(f"minilora {ml.__version__}: comparing adaptation and compression methods (random seed {args.seed}{', quick smoke test' if args.quick else ''})")
     run_compare(config, progress=sys.stderr.isatty())
     print(f"\nTotal time {time.perf_counter() - started:.0f} s. docs/compare.md explains the methods and reads the table.")
     return 0
@@ -281,7 +289,7 @@ def _train_parser(commands):
     g = p.add_argument_group("CharRNN")
     g.add_argument("--embed-dim", type=int, default=64, help="embedding size d (default: 64)")
     g.add_argument("--hidden-size", type=int, default=256, help="hidden state size (default: 256)")
-    g.add_argument("--projection", choices=["none", "trainable", "gaussian", "orthogonal"], default="none", help="seed 000's projection d -> D (default: none)")
+    g.add_argument("--projection", choices=["none", "trainable", "gaussian", "orthogonal"], default="none", help="article 000's projection d -> D (default: none)")
     g.add_argument("--proj-dim", type=int, default=256, help="projected size D (default: 256)")
     p.add_argument("--dropout", type=float, default=0.0, help="dropout probability (default: 0.0)")
     g = p.add_argument_group("optimisation")

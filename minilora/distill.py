@@ -1,6 +1,6 @@
 """Knowledge distillation (Hinton et al., 2015): a small student learns from a trained teacher's soft targets.
 
-Seed 003 (``seeds/003_d2bdf0114b04fa6b.txt``, §9.6) names distillation as one
+Article 003 (§9.6) names distillation as one
 of the methods LoRA is compared with; docs/compare.md runs that comparison.
 
 The teacher's logits t, divided by a temperature T ≥ 1 before the softmax,

@@ -1,6 +1,6 @@
 """Magnitude pruning: keep the largest weights, zero the rest, and keep them zero while training.
 
-Seed 003 (``seeds/003_d2bdf0114b04fa6b.txt``, §9.6) names pruning as one of
+Article 003 (§9.6) names pruning as one of
 the methods LoRA is compared with; docs/compare.md runs that comparison.
 Pruning by magnitude (Han et al., 2015) keeps the ``n_keep`` entries of the
 targeted weight matrices with the largest |w| and zeros every other one:

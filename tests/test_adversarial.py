@@ -426,6 +426,8 @@ def test_robustness_table_and_plot_from_a_known_result(tmp_path):
     result = dict(eps=[0.0, 0.5], train_eps=0.5, norm="l2", seeds=[0, 1], accuracy={"standard": rows, "adversarial": rows})
     table = robustness.robustness_table(result).splitlines()
     assert table[3] == "| 0.5 | 60.0 ± 14.1 | 30.0 ± 14.1 | 60.0 ± 14.1 | 30.0 ± 14.1 |"
+    one_seed = dict(result, seeds=[0], accuracy={t: {a: r[:1] for a, r in rows.items()} for t in ("standard", "adversarial")})
+    assert robustness.robustness_table(one_seed).splitlines()[3] == "| 0.5 | 50.0 | 20.0 | 50.0 | 20.0 |"  # no "± 0.0" for one run
     path = robustness.plot_robustness(result, tmp_path / "robustness.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

@@ -40,3 +40,8 @@ def test_flags_before_the_command_are_not_overwritten():
     assert args.seed == 3 and args.quick
     args = build_parser().parse_args(["demo", "--seed", "4"])
     assert args.seed == 4 and not args.quick and args.out == "minilora-demo"
+
+
+def test_quick_is_refused_by_the_tour_not_ignored():
+    out = run("--quick", "tour")
+    assert out.returncode == 1 and "--quick shortens the demo, not the tour" in out.stderr

@@ -1,6 +1,7 @@
 """Training: reproducibility, exact resume, atomic checkpoints, stopping on nan, the CLI."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -189,6 +190,7 @@ def test_cli_train_sample_eval(tmp_path):
     result = cli("eval", "--ckpt", str(out), "--data", "builtin:domain_b")
     assert result.returncode == 0, result.stderr
     assert "loss" in result.stdout and "perplexity" in result.stdout
+    assert re.search(r"^eval \[#+\] \d+/\d+", result.stderr, re.M)  # progress on stderr, the result alone on stdout
 
     result = cli("train", *common, *small, "--max-iters", "40", "--resume")
     assert result.returncode == 0, result.stderr

@@ -1,6 +1,6 @@
-"""``python -m minilora compare``: seed 003's comparison of LoRA with its relatives and with making a model small.
+"""``python -m minilora compare``: article 003's comparison of LoRA with its relatives and with making a model small.
 
-Seed 003 (``seeds/003_d2bdf0114b04fa6b.txt``, §9.6) claims, without a
+Article 003 (§9.6) claims, without a
 number, that distillation shrinks a model best but may cost accuracy, and
 that pruning shrinks it well but may cost a lot. This runs the comparison on
 two tasks (minilora/experiments/compare_tasks.py) and prints one table:
@@ -163,7 +163,7 @@ def run_task(task, config, log=print):
         adapt(method, lambda m, setup=setup: setup(m, keep), c.lora_lr, "+ " + ", ".join(keep) if keep else "")
 
     # Smaller models. Compress the pretrained model by truncated SVD, or prune it to the same stored count
-    # (Eq. 8 in docs/compare.md), then fine-tune what is left, masks held: seed 003's "decompose, then fine-tune".
+    # (Eq. 8 in docs/compare.md), then fine-tune what is left, masks held: article 003's "decompose, then fine-tune".
     rank = max(1, c.n_embd // config.compress_divisor)
     model = task.pretrained()
     started = time.perf_counter()
@@ -217,8 +217,9 @@ def _params_cell(row):
     return f"{row['params']:,} ({row['percent']:.1f}%{free})"
 
 
-def markdown_table(results):
-    """One row per method; for each task its parameter count, metric and wall time."""
+def markdown_table(results, smoke_test=False):
+    """One row per method; for each task its parameter count, metric and wall time (a smoke test shows no
+    recovered share or accuracy: at its tiny sizes they are not results)."""
     domain, sentiment = results["domain shift"], results["sentiment"]
     lines = [
         "| method | counts | domain shift: params | val loss B | recovered | s | sentiment: params | val accuracy | s |",
@@ -226,8 +227,8 @@ def markdown_table(results):
     ]
     for d, s in zip(domain["rows"], sentiment["rows"]):
         lines.append(
-            f"| {d['method']} | {d['counted'] or '–'} | {_params_cell(d)} | {d['loss_b']:.4f} | {d['recovery']:.0%} | {d['seconds']:.1f} "
-            f"| {_params_cell(s)} | {s['accuracy']:.1%} | {s['seconds']:.1f} |"
+            f"| {d['method']} | {d['counted'] or '–'} | {_params_cell(d)} | {d['loss_b']:.4f} | {'–' if smoke_test else format(d['recovery'], '.0%')} "
+            f"| {d['seconds']:.1f} | {_params_cell(s)} | {'–' if smoke_test else format(s['accuracy'], '.1%')} | {s['seconds']:.1f} |"
         )
     return "\n".join(lines)
 
@@ -249,15 +250,17 @@ def run_compare(config, log=print, progress=True):
     started = time.perf_counter()
     tasks = {"domain shift": DomainShiftTask(config.domain, progress), "sentiment": SentimentTask(config.sentiment, progress)}
     results = {name: run_task(task, config, log) for name, task in tasks.items()}
-    table = markdown_table(results)
-    log("\n" + table)
+    table = markdown_table(results, smoke_test=config.quick)
+    smoke = ("Smoke test (--quick): tiny models and a few steps check that every method runs. "
+             "These numbers are not results; run without --quick for the table in docs/compare.md.")
+    log("\n" + table + ("\n\n" + smoke if config.quick else ""))
 
     plots = [compare_plots.methods_chart(out / "compare_methods.png", results)]
     robustness = None
     if config.run_robustness:
         log(f"\nAccuracy under attack (minilora/experiments/robustness.py), seeds {list(config.robustness['seeds'])}")
         robustness = robustness_experiment.run_robustness_experiment(**config.robustness, log=lambda line: log("  " + line))
-        log("\n" + robustness_experiment.robustness_table(robustness))
+        log("\n" + robustness_experiment.robustness_table(robustness) + ("\n\n" + smoke if config.quick else ""))
         plots.append(robustness_experiment.plot_robustness(robustness, out / "compare_robustness.png"))
     result = dict(seed=config.seed, quick=config.tiny, config=_jsonable(dataclasses.asdict(config)), machine=machine(),
                   tasks=results, table=table, robustness=robustness, plots=[str(p) for p in plots],

@@ -4,7 +4,7 @@
   docs/lora.md §6). A character-level GPT is pretrained on domain A and
   adapted to domain B; the metric is the validation loss on B (lower is
   better), and the recovered share of full fine-tuning's gain (Eq. 10 in docs/lora.md).
-* ``SentimentTask``: seed 003's setting, a pretrained language model
+* ``SentimentTask``: article 003's setting, a pretrained language model
   fine-tuned to classify sentiment. A word-level GPT is pretrained by
   next-word prediction on the training sentences (no labels), and its
   embeddings and blocks become the encoder of a TextClassifier with a fresh

@@ -1,4 +1,4 @@
-"""Standard against adversarial training, and accuracy under attack against ε (seed 004).
+"""Standard against adversarial training, and accuracy under attack against ε (article 004).
 
 The mechanisms (FGSM, PGD, the training loss of Eq. 7, accuracy under attack)
 are in minilora/adversarial.py. This module trains classifiers with them and
@@ -71,11 +71,12 @@ def _spread(values):
 
 
 def robustness_table(result):
-    """The result as a Markdown table, in percent: mean ± standard deviation over the seeds."""
+    """The result as a Markdown table, in percent: mean ± standard deviation over the seeds (one seed: no spread)."""
     lines = ["| ε / ρ | standard, FGSM | standard, PGD | adversarial, FGSM | adversarial, PGD |", "|---:|---:|---:|---:|---:|"]
+    one_seed = len(result["seeds"]) == 1  # a single run has no spread to report
     for i, eps in enumerate(result["eps"]):
         cells = [_spread([100.0 * row[i] for row in result["accuracy"][t][a]]) for t in TRAININGS for a in ATTACKS]
-        lines.append(f"| {eps:g} | " + " | ".join(f"{m:.1f} ± {s:.1f}" for m, s in cells) + " |")
+        lines.append(f"| {eps:g} | " + " | ".join(f"{m:.1f}" if one_seed else f"{m:.1f} ± {s:.1f}" for m, s in cells) + " |")
     return "\n".join(lines)
 
 

@@ -1,4 +1,4 @@
-"""The models: GPT (seed 001), CharRNN (seed 000), TextClassifier (seeds 002, 003), and the
+"""The models: GPT (article 001), CharRNN (article 000), TextClassifier (articles 002, 003), and the
 BertEncoder and SentenceEncoder that pretrained checkpoints load into (docs/pretrained.md).
 
 Every language model and classifier answers ``model(idx, targets=None) -> (logits, loss)``;

@@ -1,4 +1,4 @@
-"""TextClassifier: token ids -> one label per sequence (seeds 002 and 003's sentiment task).
+"""TextClassifier: token ids -> one label per sequence (articles 002 and 003's sentiment task).
 
 An embedding, an encoder, mean pooling over the real (non-padding) tokens,
 and a linear head trained with cross-entropy. The encoder is either

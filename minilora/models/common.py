@@ -32,12 +32,13 @@ def as_token_batch(idx, what="token ids"):
     return data
 
 
-def mean_loss(model, batches, weights=None):
+def mean_loss(model, batches, weights=None, each=None):
     """The mean of ``model(*batch)[1]`` over ``batches``, in eval mode and without a graph.
 
     Each batch counts equally, or in proportion to ``weights`` (one number per
     batch, e.g. its number of target tokens, which makes the result the mean
-    loss per token when the last batch is smaller).
+    loss per token when the last batch is smaller). ``each(i, mean so far)``,
+    if given, is called after every batch (a progress bar, say).
     """
     batches = list(batches)
     if not batches:
@@ -45,5 +46,10 @@ def mean_loss(model, batches, weights=None):
     weights = [1.0] * len(batches) if weights is None else list(weights)
     if len(weights) != len(batches):
         raise ValueError(f"got {len(weights)} weights for {len(batches)} batches; give one per batch")
+    total = done = 0.0
     with evaluating(model):
-        return sum(model(*batch)[1].item() * w for batch, w in zip(batches, weights)) / sum(weights)
+        for i, (batch, w) in enumerate(zip(batches, weights)):
+            total, done = total + model(*batch)[1].item() * w, done + w
+            if each is not None:
+                each(i, total / done)
+    return total / sum(weights)

@@ -1,4 +1,4 @@
-"""A GPT-style causal Transformer language model (seed 001's model, built correctly).
+"""A GPT-style causal Transformer language model (article 001's model, built correctly).
 
 Token and learned position embeddings, ``n_layer`` pre-LayerNorm blocks of
 causal self-attention and a GELU MLP, a final LayerNorm and an untied
@@ -7,7 +7,7 @@ causal self-attention and a GELU MLP, a final LayerNorm and an untied
     L = -(1/N) Σ_i log softmax(h_i W_headᵀ)[y_i],
 
 where h_i is the final hidden state at position i and y_i the next token
-(seed 001 writes this objective with its output matrix W^o). Eq. A4 in
+(article 001 writes this objective with its output matrix W^o). Eq. A4 in
 docs/math.md writes out the whole model. With biases (the default) it has
 
     n_layer·(12C² + 13C) + 2C + 2VC + block_size·C

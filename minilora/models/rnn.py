@@ -1,6 +1,6 @@
-"""CharRNN: seed 000's language model, a tanh RNN over (optionally) randomly projected embeddings.
+"""CharRNN: article 000's language model, a tanh RNN over (optionally) randomly projected embeddings.
 
-Seed 000 maps each input vector x ∈ ℝ^d to a higher dimension with a random
+Article 000 maps each input vector x ∈ ℝ^d to a higher dimension with a random
 matrix R ∈ ℝ^{D×d}, y = Rx, orthogonalises, z = Qy, and trains an RNN
 language model on the result by maximising log softmax(W h_t + b)[x_{t+1}].
 Here the projection is a choice of the config:

@@ -265,7 +265,7 @@ class Sequential(ModuleList):
 
 
 # ----------------------------------------------------------------------------
-# Freezing by name: seed 001's split of a model into fixed and trainable parameters
+# Freezing by name: article 001's split of a model into fixed and trainable parameters
 
 
 def set_requires_grad(model, patterns, requires_grad):

@@ -1,4 +1,4 @@
-"""Orthogonal transforms: seed 000's random projections and seed 002's learned orthogonal W.
+"""Orthogonal transforms: article 000's random projections and article 002's learned orthogonal W.
 
     from minilora.orthogonal import orthogonality_error, orthogonalize, CayleyOrthogonal, apply_oft
 

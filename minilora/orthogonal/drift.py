@@ -1,4 +1,4 @@
-"""Drift and its cures: learn seed 002's orthogonal W three ways and watch ‖WᵀW - I‖.
+"""Drift and its cures: learn article 002's orthogonal W three ways and watch ‖WᵀW - I‖.
 
 The task is orthogonal regression, Y ≈ XW with Y = XQ* + noise for a planted
 rotation Q*. The least-squares W that fits the noise is *not* orthogonal, so

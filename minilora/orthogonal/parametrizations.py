@@ -1,6 +1,6 @@
 """Orthogonal matrices that gradient descent can learn: Cayley, exponential, Householder.
 
-Seed 002 learns an orthogonal W (WᵀW = I) by gradient descent on Y = XW.
+Article 002 learns an orthogonal W (WᵀW = I) by gradient descent on Y = XW.
 A plain gradient step leaves the orthogonal matrices (docs/orthogonal.md §5).
 A parametrisation avoids that: it builds W from *unconstrained* numbers by
 a map whose every output is orthogonal, and the optimizer moves those numbers.
@@ -11,7 +11,7 @@ a map whose every output is orthogonal, and the optimizer moves those numbers.
 
 Each map is a function of the raw parameter (``cayley_map(S)``, ...), which
 is what the gradient checks differentiate, and a Module holding that
-parameter, whose ``weight()`` is W and whose forward is seed 002's Y = XW.
+parameter, whose ``weight()`` is W and whose forward is article 002's Y = XW.
 """
 
 from minilora import backend
@@ -128,7 +128,7 @@ class OrthogonalParametrization(Module):
         raise NotImplementedError
 
     def forward(self, x):
-        """Y = X W for X of shape (..., n), seed 002's orthogonal alignment."""
+        """Y = X W for X of shape (..., n), article 002's orthogonal alignment."""
         return ops.matmul(x, self.weight())
 
     def extra_repr(self):

@@ -3,7 +3,7 @@
 Given matched rows X, Y (N × d), find the orthogonal W minimising ‖XW - Y‖_F.
 Since ‖XW‖_F = ‖X‖_F for every orthogonal W, that is the same as maximising
 tr(Wᵀ XᵀY), and with the SVD XᵀY = U Σ Vᵀ the answer is W = U Vᵀ
-(Schönemann, 1966; Eq. 21 in docs/orthogonal.md). This is seed 002's
+(Schönemann, 1966; Eq. 21 in docs/orthogonal.md). This is article 002's
 "learnable orthogonal alignment" Y = XW solved in closed form, the yardstick
 for the parametrisations that learn W by gradient descent.
 """

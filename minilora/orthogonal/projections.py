@@ -1,4 +1,4 @@
-"""Random projections and the Johnson–Lindenstrauss lemma (seed 000's y = Rx).
+"""Random projections and the Johnson–Lindenstrauss lemma (article 000's y = Rx).
 
 A random matrix R (d_out × d_in) maps points to d_out dimensions. Scaled
 right, it keeps every squared length in expectation, E‖Rx‖² = ‖x‖²

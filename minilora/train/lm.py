@@ -8,6 +8,7 @@ from minilora import backend
 from minilora.data import CharTokenizer, Tokenizer, get_batch, train_val_split
 from minilora.models import build_model
 from minilora.train import checkpoint as ckpt
+from minilora.train.rundir import open_run_directory
 from minilora.train.trainer import Trainer
 
 
@@ -44,6 +45,9 @@ def train_language_model(kind, model_config, text, train_config, out=None, token
     holding a checkpoint is refused, so no run is lost by mistake).
     """
     backend.manual_seed(train_config.seed)
+    # Lock the directory before reading anything in it: a second run must meet the
+    # lock, never a checkpoint the first run is halfway through replacing.
+    lock = open_run_directory(out, resume, overwrite) if out is not None else None
     if resume:
         meta, arrays = ckpt.load_checkpoint(out)
         kind, model_config = meta["kind"], meta["model_config"]
@@ -57,7 +61,7 @@ def train_language_model(kind, model_config, text, train_config, out=None, token
     checkpoint = None
     if out is not None:
         checkpoint = {"directory": out, "kind": kind, "model_config": model_config, "tokenizer": tokenizer, "overwrite": overwrite}
-    trainer = Trainer(model, train_config, train_batch, eval_sets, checkpoint, log=log, progress=progress)
+    trainer = Trainer(model, train_config, train_batch, eval_sets, checkpoint, log=log, progress=progress, lock=lock)
     if resume:
         trainer.resume(out)
     trainer.fit()

@@ -78,9 +78,10 @@ class Trainer:
     It locks the directory from ``resume`` (or the start of ``fit``) to the end
     of ``fit``, and refuses a directory that holds a checkpoint unless told to
     resume it or (``overwrite: True``) replace it (minilora/train/rundir.py).
+    ``lock``: that directory's lock, if the caller took it already (``open_run_directory``).
     """
 
-    def __init__(self, model, config, train_batch, eval_sets, checkpoint=None, log=print, progress=True):
+    def __init__(self, model, config, train_batch, eval_sets, checkpoint=None, log=print, progress=True, lock=None):
         self.model, self.config = model, config
         self.train_batch, self.eval_sets = train_batch, eval_sets
         self.checkpoint, self.log, self.show_progress = checkpoint, log, progress
@@ -90,7 +91,7 @@ class Trainer:
         self.step_seconds = []  # the duration of each training step (no evaluation, no saving)
         self.step_losses = []  # the training loss of each step this process ran
         self.last_saved_step = None  # the step of the newest checkpoint written
-        self._lock = None  # the open lock file of the checkpoint directory while this run holds it
+        self._lock = lock  # the open lock file of the checkpoint directory while this run holds it (a caller may pass one it took)
         self._resumed = False  # resume() loaded the checkpoint this run continues
 
     # -- evaluation --------------------------------------------------------------
