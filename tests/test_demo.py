@@ -71,6 +71,12 @@ def test_recovered_is_the_share_of_full_fine_tunings_gain():
     assert [r["recovered"] for r in rows] == [0.0, 1.0, 0.75]
 
 
+def test_no_gain_to_recover_where_full_fine_tuning_gains_nothing():
+    rows = recovered([{"method": "no adaptation", "metric": 1.0}, {"method": "full fine-tuning", "metric": 1.1},
+                      {"method": "LoRA", "metric": 1.05}])
+    assert [r["recovered"] for r in rows] == [None, None, None]
+
+
 def test_every_default_row_is_a_method_and_every_task_has_rows():
     for task in DemoConfig().tasks:
         assert set(DEFAULT_ROWS[task]) <= set(METHODS) and "full fine-tuning" in DEFAULT_ROWS[task]

@@ -45,9 +45,10 @@ def train_language_model(kind, model_config, text, train_config, out=None, token
     holding a checkpoint is refused, so no run is lost by mistake).
     """
     backend.manual_seed(train_config.seed)
-    # Lock the directory before reading anything in it: a second run must meet the
-    # lock, never a checkpoint the first run is halfway through replacing.
-    lock = open_run_directory(out, resume, overwrite) if out is not None else None
+    # To resume, lock the directory before reading the checkpoint in it: a second run must
+    # meet the lock, never a checkpoint the first run is halfway through replacing. (A new
+    # run takes the lock in Trainer.fit, after its settings have been checked.)
+    lock = open_run_directory(out, resume, overwrite) if resume and out is not None else None
     if resume:
         meta, arrays = ckpt.load_checkpoint(out)
         kind, model_config = meta["kind"], meta["model_config"]
