@@ -48,8 +48,11 @@ def test_demo_json_has_the_documented_keys(demo_run):
         for row in task["rows"]:
             assert {"method", "target_modules", "r", "trainable", "trainable_fraction", "metric", "recovered"} <= set(row)
         by = {r["method"]: r for r in task["rows"]}
-        assert by["no adaptation"]["trainable"] == 0 and by["no adaptation"]["recovered"] == 0.0
-        assert by["full fine-tuning"]["recovered"] == pytest.approx(1.0)
+        assert by["no adaptation"]["trainable"] == 0
+        if by["full fine-tuning"]["metric"] < by["no adaptation"]["metric"]:  # a gain to share (Eq. 10)
+            assert by["no adaptation"]["recovered"] == 0.0 and by["full fine-tuning"]["recovered"] == pytest.approx(1.0)
+        else:  # a smoke test may gain nothing: then there is no share to report
+            assert all(r["recovered"] is None for r in task["rows"])
         headline = by[task["headline"]]
         assert headline["r"] == int(task["headline"].split("=")[1][0]) and headline["target_modules"] == ["q_proj", "v_proj"]
         assert task["merge_max_diff"] < 1e-4
