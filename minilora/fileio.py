@@ -1,6 +1,7 @@
 """Writing files so that a crash never leaves a half-written one behind, and
 locking a directory so that two processes never write into it at once."""
 
+import hashlib
 import os
 import pathlib
 import re
@@ -103,8 +104,6 @@ def _fsync_directory(directory):
 
 def sha256_file(path):
     """The sha256 of a file's bytes, as 64 hex digits (read in 1 MiB blocks)."""
-    import hashlib
-
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):

@@ -23,13 +23,12 @@ are refused on load.
 """
 
 import contextlib
-import hashlib
 import json
 import pathlib
 import re
 
 from minilora import backend, validate
-from minilora.fileio import atomic_write, is_temp_file
+from minilora.fileio import atomic_write, is_temp_file, sha256_file
 
 CONFIG = "config.json"
 ARRAYS = r"arrays-\d{7}\.npz"  # the only arrays-file names a checkpoint may name: bare, inside its directory
@@ -83,7 +82,7 @@ def save_checkpoint(directory, model, kind, model_config, tokenizer=None, optimi
     #    a kill between this switch and their deletion leaves nothing unaccounted for.
     current = sorted({CONFIG, name, *files})
     stale = sorted(n for n in owned - set(current) if re.fullmatch(ARRAYS, n) and (directory / n).exists())
-    meta.update(arrays=name, arrays_sha256=file_sha256(directory / name), files=current, pending=stale)
+    meta.update(arrays=name, arrays_sha256=sha256_file(directory / name), files=current, pending=stale)
     _write_json(directory / CONFIG, meta)
     for old in stale:  # only arrays: config.json and plots are replaced, never deleted
         (directory / old).unlink(missing_ok=True)
@@ -131,7 +130,7 @@ def load_checkpoint(directory):
     if not path.is_file():
         raise CheckpointError(directory, f"{CONFIG} names {name}, which is missing; the checkpoint is incomplete")
     expected = meta.get("arrays_sha256")  # absent only in checkpoints written before checksums
-    if expected is not None and expected != file_sha256(path):
+    if expected is not None and expected != sha256_file(path):
         raise CheckpointError(directory, f"{name} is not the file {CONFIG} was written with (its sha256 differs): it is damaged, or it came from another run")
     try:
         return meta, backend.load_npz(path)
@@ -208,15 +207,6 @@ def restore_optimizer(optimizer, meta, arrays):
 def stored_parameter_count(arrays):
     """How many numbers the ``model/*`` arrays of a checkpoint hold."""
     return sum(int(a.size) for k, a in arrays.items() if k.startswith("model/"))
-
-
-def file_sha256(path):
-    """The sha256 of a file's bytes, as hex, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _check_step(step, directory):
