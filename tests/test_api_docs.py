@@ -74,7 +74,7 @@ CLASSES = {
 
 # the functions behind the commands, and what the comparison is made of
 ENTRY_POINTS = {
-    "minilora.experiments.lora_demo": ["DemoConfig", "run_demo"],
+    "minilora.experiments.lora_demo": ["DemoConfig", "run_demo", "headline_adapter"],
     "minilora.experiments.demo_tasks": ["teacher_task", "verse_task", "histories_task", "TASKS", "plant_low_rank",
                                         "planted_similarity", "is_verse"],
     "minilora.experiments.bench": ["run_bench", "run_gpu_bench", "gpt_flops"],

@@ -140,3 +140,11 @@ def test_amplification_factor():
     assert amplification_factor(along_top, w, 1) == pytest.approx(3.0 / s[0])
     along_weak = 3.0 * np.outer(u[:, 9], vt[9])  # along W's weakest direction the factor is large
     assert amplification_factor(along_weak, w, 1) == pytest.approx(3.0 / s[9])
+
+
+def test_the_headline_adapter_is_r8_when_it_ran_and_never_an_analysis_only_one():
+    from minilora.experiments.lora_demo import headline_adapter
+
+    assert headline_adapter({"LoRA r=64 (q, v)": 0, "LoRA r=8 (q, v)": 0, "LoRA r=16 (q, v)": 0}) == "LoRA r=8 (q, v)"
+    assert headline_adapter({"LoRA r=64 (q, v)": 0, "LoRA r=2 (q, v)": 0, "LoRA r=1 (q, v)": 0}) == "LoRA r=2 (q, v)"
+    assert headline_adapter({"full fine-tuning": 0}) is None

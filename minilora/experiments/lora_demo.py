@@ -240,7 +240,7 @@ def section7(models, base_state):
             result[key] = sum(values) / len(values)
         else:
             result[key] = None
-    headline = _headline(models)
+    headline = headline_adapter(models)
     if headline is not None:
         model, r = models[headline], METHODS[headline][0].r
         factors = [amplification_factor(dw, backend.asarray(base_state[f"blocks.{i}.attn.{proj}.weight"]), r)
@@ -293,7 +293,7 @@ def run_demo(config, log=print, progress=True):
         if task.planted is not None:
             entry["phi_planted"] = {name: planted_similarity(models[name], task.planted)
                                     for name in models if name.startswith("LoRA") and "(q, v)" in name}
-        headline = _headline(models)
+        headline = headline_adapter(models)
         entry["headline"] = headline
         entry["merge_max_diff"] = _merge_check(models.get(headline), task)
         entry["samples"] = _samples(base, models.get(headline), tokenizer, config)
@@ -318,9 +318,14 @@ def _json(value):
     raise TypeError(f"cannot write {type(value).__name__} to JSON")
 
 
-def _headline(models):
-    """The q, v adapter the demo merges, samples from and measures: r = 8 if it ran, else the largest."""
-    qv = [name for name in models if name.startswith("LoRA r=") and name.endswith("(q, v)")]
+def headline_adapter(models):
+    """The q, v adapter the demo merges, samples from and measures: r = 8 if it ran, else the largest row.
+
+    The adapters that only serve §7 (r = 64, the second seed) are never the headline.
+    """
+    if "LoRA r=8 (q, v)" in models:
+        return "LoRA r=8 (q, v)"
+    qv = [name for name in models if name.startswith("LoRA r=") and name.endswith("(q, v)") and name not in ANALYSIS_ONLY]
     return max(qv, key=lambda name: int(name.split("=")[1].split(" ")[0])) if qv else None
 
 
