@@ -24,7 +24,8 @@ from minilora.autograd.engine import no_grad
 from minilora.data import get_batch, load_plays
 from minilora.distill import soft_target_kl
 from minilora.experiments.pretrain import PRETRAIN_GENRES
-from minilora.lora.analysis import right_singular_vectors
+from minilora.lora.analysis import subspace_similarity
+from minilora.matrices import singular_values
 from minilora.models import build_model
 from minilora.nn.module import Module
 
@@ -114,7 +115,7 @@ def plant_low_rank(model, rank=2, strength=1.0, targets=("q_proj", "v_proj")):
         if name.split(".")[-1] not in targets:
             continue
         W = module.weight.data
-        U, S, Vt = backend.xp.linalg.svd(W.astype(backend.float64))
+        U, S, Vt = backend.xp.linalg.svd(W.astype(backend.float64))  # LAPACK's signs: a pair's flip flips ΔW*
         delta = strength * S[0] * U[:, :rank] @ Vt[:rank][::-1]  # (out, rank) @ (rank, in), rows of Vᵀ reversed
         module.weight.data = (W + delta).astype(W.dtype)
         planted[name] = delta.astype(W.dtype)
@@ -166,18 +167,10 @@ def planted_similarity(model, planted):
     values = []
     for name, delta in planted.items():
         layer = model.get_submodule(name)
-        if not hasattr(layer, "delta_weights"):
-            continue
-        k = _rank(delta)
-        learned = right_singular_vectors(layer.delta_weights()["weight"])[:, :k]  # (in, k)
-        target = right_singular_vectors(delta)[:, :k]                              # (in, k)
-        values.append(float(((learned.T @ target) ** 2).sum()) / k)
+        if hasattr(layer, "delta_weights"):
+            k = int((singular_values(delta) > 1e-6 * singular_values(delta)[0]).sum())  # rank of ΔW*: 2
+            values.append(float(subspace_similarity(layer.delta_weights()["weight"], delta)[k - 1, k - 1]))
     return sum(values) / len(values) if values else float("nan")
-
-
-def _rank(delta, tol=1e-6):
-    s = backend.xp.linalg.svd(delta.astype(backend.float64), compute_uv=False)
-    return int((s > tol * s[0]).sum())
 
 
 TASKS = {"teacher": teacher_task, "verse": verse_task, "histories": histories_task}

@@ -182,7 +182,7 @@ def adapt(task, name, base_state, base_config, config, progress=True):
 def row(name, model, trainer, task):
     """One table row: what trained, how well, how fast."""
     setup = METHODS[name][0]
-    total, trainable, percent = count_parameters(model)
+    _, trainable, percent = count_parameters(model)
     loss = trainer.history[-1]["val_loss"] if trainer else mean_loss(task.wrap(model) if task.wrap else model, task.eval_batches)
     return {
         "method": name,
@@ -226,8 +226,8 @@ def delta_weights(model, base_state, proj):
     return out
 
 
-def section7(models, base_state):
-    """φ(r=8, r=64), φ between two seeds at r=8, the amplification factor, and full FT's ΔW spectrum."""
+def section7(models, base_state, headline):
+    """φ(r=8, r=64) and between two seeds at r=8 (Eq. 11), ``headline``'s amplification factor (Eq. 15), full FT's ΔW spectrum."""
     result = {}
     pairs = {"phi_r8_r64": ("LoRA r=8 (q, v)", "LoRA r=64 (q, v)"),
              "phi_seeds": ("LoRA r=8 (q, v)", "LoRA r=8 (q, v), second seed")}
@@ -240,7 +240,6 @@ def section7(models, base_state):
             result[key] = sum(values) / len(values)
         else:
             result[key] = None
-    headline = headline_adapter(models)
     if headline is not None:
         model, r = models[headline], METHODS[headline][0].r
         factors = [amplification_factor(dw, backend.asarray(base_state[f"blocks.{i}.attn.{proj}.weight"]), r)
@@ -287,13 +286,13 @@ def run_demo(config, log=print, progress=True):
         recovered(rows)
         entry = {"name": task.name, "regime": task.regime, "description": task.description,
                  "metric": "KL to the teacher (nats/char)" if task.wrap else "validation loss (nats/char)", "rows": rows}
-        analysis = section7(models, base_state)
+        headline = headline_adapter(models)
+        analysis = section7(models, base_state, headline)
         entry.update({k: analysis[k] for k in ("phi_r8_r64", "phi_seeds", "amplification")})
         entry["energy_top8"] = analysis.get("energy_top8")
         if task.planted is not None:
             entry["phi_planted"] = {name: planted_similarity(models[name], task.planted)
                                     for name in models if name.startswith("LoRA") and "(q, v)" in name}
-        headline = headline_adapter(models)
         entry["headline"] = headline
         entry["merge_max_diff"] = _merge_check(models.get(headline), task)
         entry["samples"] = _samples(base, models.get(headline), tokenizer, config)
@@ -304,8 +303,7 @@ def run_demo(config, log=print, progress=True):
     result["seconds"] = round(time.perf_counter() - started, 1)
     for entry in result["tasks"]:
         for r in entry["rows"]:
-            r.pop("history", None)
-        entry.pop("samples_raw", None)
+            r.pop("history", None)  # the curves are in the plots; demo.json keeps the final numbers
     atomic_write(out / "demo.json", lambda f: f.write(json.dumps(result, indent=1, default=_json).encode("utf-8")))
     log("\n" + finding(result))
     log(f"\nEvery number above is in {out / 'demo.json'}.")
@@ -326,7 +324,7 @@ def headline_adapter(models):
     if "LoRA r=8 (q, v)" in models:
         return "LoRA r=8 (q, v)"
     qv = [name for name in models if name.startswith("LoRA r=") and name.endswith("(q, v)") and name not in ANALYSIS_ONLY]
-    return max(qv, key=lambda name: int(name.split("=")[1].split(" ")[0])) if qv else None
+    return max(qv, key=lambda name: METHODS[name][0].r) if qv else None
 
 
 def _merge_check(model, task):

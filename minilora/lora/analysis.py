@@ -12,12 +12,14 @@
   max(i, j)/d (near 0) for unrelated random subspaces of ℝ^d. The paper
   finds that the top directions of adapters trained with different ranks
   overlap strongly: the useful update has a very low rank.
+* ``amplification_factor``: ‖ΔW‖_F / ‖UᵀWV‖_F (Eq. 15 in docs/lora.md), how strongly
+  an update amplifies directions that W itself hardly uses.
 """
 
 from minilora import backend
 from minilora.matrices import energy_fraction, singular_values, svd
 
-__all__ = ["singular_values", "energy_fraction", "right_singular_vectors", "subspace_similarity"]
+__all__ = ["singular_values", "energy_fraction", "right_singular_vectors", "subspace_similarity", "amplification_factor"]
 
 
 def right_singular_vectors(a):
@@ -47,6 +49,6 @@ def amplification_factor(delta_w, w, r):
     GPT-3's query and value updates.
     """
     xp = backend.get_array_module(delta_w)
-    u, _, vt = xp.linalg.svd(delta_w.astype(backend.float64), full_matrices=False)
-    projected = u[:, :r].T @ w.astype(backend.float64) @ vt[:r].T  # (r, r)
+    u, _, vt = svd(delta_w)  # float64
+    projected = u[:, :r].T @ w.astype(backend.float64) @ vt[:r].T  # (r, r): W in ΔW's subspaces
     return float(xp.linalg.norm(delta_w.astype(backend.float64)) / xp.linalg.norm(projected))
