@@ -142,9 +142,3 @@ def export_base(run_dir, dest, name="shakespeare", log=print):
             "history": meta.get("history")}
     atomic_write(dest / f"{name}.json", lambda f: f.write(json.dumps(info, indent=1).encode("utf-8")))
     return sha256_file(dest / f"{name}.npz"), sha256_file(dest / f"{name}.json")
-
-
-def recipe():
-    """The recipe as one JSON-able dict (model config and training config)."""
-    return {"model_config": dict(MODEL_CONFIG), "train_config": dataclasses.asdict(TRAIN_CONFIG),
-            "genres": list(PRETRAIN_GENRES)}
