@@ -37,6 +37,7 @@ from minilora.lora import (
     lora_layers,
     merge_and_unload,
     save_adapter,
+    weights_path,
 )
 from minilora.lora.analysis import amplification_factor, singular_values, subspace_similarity
 from minilora.nn.layers import Linear
@@ -200,7 +201,7 @@ def run(config, load=None, log=print):
         lora_params = [p for p in model.body.parameters() if p.requires_grad]
         groups = [{"params": lora_params, "lr": config.lr_lora}, {"params": list(model.head.parameters()), "lr": config.lr_head}]
         step = train(model, task["train"], config, groups, config.steps, seed)
-        stored = os.path.getsize(save_adapter(model.body.encoder, out / "adapters" / name.replace(" ", "_").replace(",", "")) / "adapter.npz")
+        stored = os.path.getsize(weights_path(save_adapter(model.body.encoder, out / "adapters" / name.replace(" ", "_").replace(",", ""))))
         record(name, model, count_parameters(model.body.encoder)[1], step, stored)
         adapters[name] = {n: (backend.to_numpy(m.lora_A.data), backend.to_numpy(m.lora_B.data), m.scaling) for n, m in lora_layers(model.body.encoder)}
         if name == "LoRA q,v r=8":
