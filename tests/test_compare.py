@@ -114,3 +114,32 @@ def test_the_same_seed_gives_the_same_metrics(cli_run, tmp_path):
 
     assert metrics(json.loads(json.dumps(again))) == metrics(saved)
     assert again["robustness"] is None and not (tmp_path / "compare_robustness.png").exists()
+
+
+def test_the_default_tasks_adapt_the_shipped_base(tmp_path):
+    """The default comparison runs on the plays: the shipped base, adapted to the histories and to the planted teacher."""
+    from minilora import pretrained
+    from minilora.experiments.compare_tasks import ShippedBaseConfig
+
+    assert CompareConfig().tasks == ("histories", "teacher")
+    tiny = ShippedBaseConfig(block_size=16, batch_size=2, adapt_iters=2, eval_iters=1)
+    config = CompareConfig(out=str(tmp_path), tasks=("teacher",), shipped=tiny, run_robustness=False)
+    result = run_compare(config, log=lambda *_: None, progress=False)
+    task = result["tasks"]["teacher"]
+    rows = {r["method"]: r for r in task["rows"]}
+    assert task["full_size"] == pretrained.load("shakespeare")[0].num_parameters()
+    assert task["pretrain_loss"] == pretrained.info("shakespeare")["val_loss"]  # nothing pretrained: the recorded loss
+    assert rows["no adaptation"]["val_loss"] > 0  # KL to a teacher that differs from the base by ΔW*
+    assert rows["truncated SVD, then fine-tuning"]["detail"] == "rank 56"  # width 224 / compress_divisor 4
+    assert "| teacher: params | KL to teacher | recovered | s |" in result["table"]
+
+
+def test_unknown_tasks_are_refused():
+    with pytest.raises(ValueError, match=r"unknown compare task\(s\) \['poems'\]; choose from"):
+        CompareConfig(tasks=("histories", "poems"))
+    from minilora.experiments.compare_tasks import ShippedBaseConfig, ShippedBaseTask
+
+    with pytest.raises(ValueError, match="unknown task 'verse' for the shipped base"):
+        ShippedBaseTask("verse", ShippedBaseConfig())
+    with pytest.raises(ValueError, match="ShippedBaseConfig.adapt_iters must be an integer >= 1"):
+        ShippedBaseConfig(adapt_iters=0)

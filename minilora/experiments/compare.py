@@ -3,7 +3,10 @@
 Article 003 (§9.6) claims, without a
 number, that distillation shrinks a model best but may cost accuracy, and
 that pruning shrinks it well but may cost a lot. This runs the comparison on
-two tasks (minilora/experiments/compare_tasks.py) and prints one table:
+two tasks (minilora/experiments/compare_tasks.py): by default the demo's two
+tasks on the shipped base, the histories (new content) and the planted
+rank-2 teacher (low rank); with ``--quick``, two tiny tasks on generated
+corpora. It prints one table:
 
 * adaptation methods, from the same pretrained model, counted by their
   **trainable** parameters: full fine-tuning, the output layer alone, LoRA,
@@ -33,7 +36,16 @@ from minilora import backend
 from minilora.adapters import count_parameters, linear_targets
 from minilora.experiments import compare_plots
 from minilora.experiments import robustness as robustness_experiment
-from minilora.experiments.compare_tasks import DomainShiftConfig, DomainShiftTask, SentimentConfig, SentimentTask, add_recovery, train_config
+from minilora.experiments.compare_tasks import (
+    DomainShiftConfig,
+    DomainShiftTask,
+    SentimentConfig,
+    SentimentTask,
+    ShippedBaseConfig,
+    ShippedBaseTask,
+    add_recovery,
+    train_config,
+)
 from minilora.lora import LoraConfig, apply_lora
 from minilora.lowrank import SVDConfig, apply_svd_finetuning, compress_model
 from minilora.nn import freeze, unfreeze
@@ -58,8 +70,10 @@ METHODS = [
 class CompareConfig:
     seed: int = 0  # seeds the corpora, every model and every batch
     out: str = "minilora-compare"  # where compare.json and the plots go
-    domain: DomainShiftConfig = None  # the domain-shift task's sizes and steps
-    sentiment: SentimentConfig = None  # the sentiment task's sizes and steps
+    tasks: tuple = ("histories", "teacher")  # the shipped base's tasks; quick() runs "domain shift" and "sentiment"
+    shipped: ShippedBaseConfig = None  # the shipped base's tasks' steps and learning rates
+    domain: DomainShiftConfig = None  # the generated domain-shift task's sizes and steps
+    sentiment: SentimentConfig = None  # the generated sentiment task's sizes and steps
     compress_divisor: int = 4  # truncated SVD keeps rank n_embd / compress_divisor in every block's Linear layers
     temperature: float = 2.0  # distillation temperature T (Eq. 5 in docs/compare.md)
     alpha: float = 0.5  # weight of the soft-target term
@@ -68,6 +82,10 @@ class CompareConfig:
     tiny: bool = False  # True for the few-second run that quick() makes, for tests
 
     def __post_init__(self):
+        unknown = set(self.tasks) - set(TASKS)
+        if unknown:
+            raise ValueError(f"unknown compare task(s) {sorted(unknown)}; choose from {sorted(TASKS)}")
+        self.shipped = dataclasses.replace(self.shipped or ShippedBaseConfig(), seed=self.seed)
         if self.domain is None:
             self.domain = DomainShiftConfig()
         if self.sentiment is None:
@@ -83,7 +101,7 @@ class CompareConfig:
         robustness = dict(seeds=(seed,), eps_values=(0.0, 0.5), pgd_steps=2, n_eval=40, eps_warmup=0,
                           model_config=dict(encoder="transformer", n_layer=1, n_head=2, n_embd=8), train_config=tiny)  # fmt: skip
         domain = DomainShiftConfig.quick(n_layer=1, n_embd=16, pretrain_iters=20, adapt_iters=10)
-        return cls(seed, out, domain, SentimentConfig.quick(), robustness=robustness, tiny=True)
+        return cls(seed, out, ("domain shift", "sentiment"), None, domain, SentimentConfig.quick(), robustness=robustness, tiny=True)
 
 
 # ----------------------------------------------------------------------------
@@ -104,6 +122,12 @@ def _oft(model, keep):
     return apply_oft(model, OFTConfig(target_modules=OFT_TARGETS, block_size=OFT_BLOCK, modules_to_save=list(keep)))
 
 
+TASKS = {
+    "histories": lambda config, progress: ShippedBaseTask("histories", config.shipped, progress),
+    "teacher": lambda config, progress: ShippedBaseTask("teacher", config.shipped, progress),
+    "domain shift": lambda config, progress: DomainShiftTask(config.domain, progress),
+    "sentiment": lambda config, progress: SentimentTask(config.sentiment, progress),
+}
 ADAPTERS = dict(zip(METHODS[3:7], (_lora(LORA_TARGETS), _lora(LORA_TARGETS + ["tok_emb"]), _svd, _oft)))
 
 
@@ -137,7 +161,7 @@ def run_task(task, config, log=print):
     of other load on the machine does not skew.
     """
     c, iters = task.config, task.config.adapt_iters
-    log(f"\n{task.name}: pretraining ({c.pretrain_iters} steps), then {len(METHODS)} methods of {iters} steps each")
+    log(f"\n{task.name}: {task.describe()}, then {len(METHODS)} methods of {iters} steps each")
     pretrain_seconds = task.pretrain()
     full_size = task.pretrained().num_parameters()
     rows = []
@@ -164,7 +188,7 @@ def run_task(task, config, log=print):
 
     # Smaller models. Compress the pretrained model by truncated SVD, or prune it to the same stored count
     # (Eq. 8 in docs/compare.md), then fine-tune what is left, masks held: article 003's "decompose, then fine-tune".
-    rank = max(1, c.n_embd // config.compress_divisor)
+    rank = max(1, task.width // config.compress_divisor)
     model = task.pretrained()
     started = time.perf_counter()
     report = compress_model(model, rank=rank)  # every Linear but the output layer
@@ -182,7 +206,8 @@ def run_task(task, config, log=print):
     add("magnitude pruning, then fine-tuning", "stored", count_nonzero(model), model, seconds, trainer, f"{n_keep:,} linear weights kept")
 
     # A narrower student of about the compressed size, trained from scratch with and without the teacher.
-    widths = range(c.n_head, c.n_embd, c.n_head)  # every width the heads divide, narrower than the teacher
+    heads = task.pretrained().config.n_head
+    widths = range(heads, task.width, heads)  # every width the heads divide, narrower than the teacher
     width = min(widths, key=lambda w: abs(task.parameter_count(w) - stored))
     student = task.student(width)
     schedule = train_config(iters, c.pretrain_lr, task.batch_size, task.block_size, task.seed)
@@ -193,9 +218,9 @@ def run_task(task, config, log=print):
     student = task.student(width)
     trainer, seconds = _timed(lambda: task.train(student, iters, c.pretrain_lr))
     add("the student alone", "stored", student.num_parameters(), student, seconds, trainer, f"width {width}")
-    if task.metric == "loss_b":
-        add_recovery(rows)
-    return dict(task=task.name, metric=task.metric, higher_is_better=task.higher_is_better, full_size=full_size,
+    if not task.higher_is_better:
+        add_recovery(rows, task.metric)
+    return dict(task=task.name, metric=task.metric, metric_label=task.metric_label, higher_is_better=task.higher_is_better, full_size=full_size,
                 pretrain_seconds=pretrain_seconds, pretrain_loss=task.pretrain_loss, rows=rows)  # fmt: skip
 
 
@@ -218,18 +243,27 @@ def _params_cell(row):
 
 
 def markdown_table(results, smoke_test=False):
-    """One row per method; for each task its parameter count, metric and wall time (a smoke test shows no
-    recovered share or accuracy: at its tiny sizes they are not results)."""
-    domain, sentiment = results["domain shift"], results["sentiment"]
-    lines = [
-        "| method | counts | domain shift: params | val loss B | recovered | s | sentiment: params | val accuracy | s |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for d, s in zip(domain["rows"], sentiment["rows"]):
-        lines.append(
-            f"| {d['method']} | {d['counted'] or '–'} | {_params_cell(d)} | {d['loss_b']:.4f} | {'–' if smoke_test else format(d['recovery'], '.0%')} "
-            f"| {d['seconds']:.1f} | {_params_cell(s)} | {'–' if smoke_test else format(s['accuracy'], '.1%')} | {s['seconds']:.1f} |"
-        )
+    """One row per method; for each task its parameter count, metric, recovered share (a loss) and wall time.
+
+    A smoke test shows no recovered share or accuracy: at its tiny sizes they are not results.
+    """
+    tasks = list(results.values())
+    header, rule = ["method", "counts"], ["---", "---"]
+    for t in tasks:
+        columns = [f"{t['task']}: params", t["metric_label"]] + ([] if t["higher_is_better"] else ["recovered"]) + ["s"]
+        header += columns
+        rule += ["---:"] * len(columns)
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(rule) + "|"]
+    for i, first in enumerate(tasks[0]["rows"]):
+        cells = [first["method"], first["counted"] or "–"]
+        for t in tasks:
+            r = t["rows"][i]
+            if t["higher_is_better"]:
+                cells += [_params_cell(r), "–" if smoke_test else format(r[t["metric"]], ".1%")]
+            else:
+                cells += [_params_cell(r), format(r[t["metric"]], ".4f"), "–" if smoke_test else format(r["recovery"], ".0%")]
+            cells.append(f"{r['seconds']:.1f}")
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -248,19 +282,21 @@ def run_compare(config, log=print, progress=True):
     out = pathlib.Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    tasks = {"domain shift": DomainShiftTask(config.domain, progress), "sentiment": SentimentTask(config.sentiment, progress)}
-    results = {name: run_task(task, config, log) for name, task in tasks.items()}
-    table = markdown_table(results, smoke_test=config.quick)
+    results = {}
+    for name in config.tasks:
+        task = TASKS[name](config, progress)
+        results[name] = run_task(task, config, log)
+    table = markdown_table(results, smoke_test=config.tiny)
     smoke = ("Smoke test (--quick): tiny models and a few steps check that every method runs. "
              "These numbers are not results; run without --quick for the table in docs/compare.md.")
-    log("\n" + table + ("\n\n" + smoke if config.quick else ""))
+    log("\n" + table + ("\n\n" + smoke if config.tiny else ""))
 
     plots = [compare_plots.methods_chart(out / "compare_methods.png", results)]
     robustness = None
     if config.run_robustness:
         log(f"\nAccuracy under attack (minilora/experiments/robustness.py), seeds {list(config.robustness['seeds'])}")
         robustness = robustness_experiment.run_robustness_experiment(**config.robustness, log=lambda line: log("  " + line))
-        log("\n" + robustness_experiment.robustness_table(robustness) + ("\n\n" + smoke if config.quick else ""))
+        log("\n" + robustness_experiment.robustness_table(robustness) + ("\n\n" + smoke if config.tiny else ""))
         plots.append(robustness_experiment.plot_robustness(robustness, out / "compare_robustness.png"))
     result = dict(seed=config.seed, quick=config.tiny, config=_jsonable(dataclasses.asdict(config)), machine=machine(),
                   tasks=results, table=table, robustness=robustness, plots=[str(p) for p in plots],

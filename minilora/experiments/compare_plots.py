@@ -5,7 +5,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 COLORS = {"": "tab:gray", "trainable": "tab:blue", "stored": "tab:orange"}
-LABELS = {"loss_b": "validation loss on domain B (nats / char, lower is better)", "accuracy": "validation accuracy (higher is better)"}
+UNITS = {"loss_b": "nats / char, lower is better", "val_loss": "nats / char, lower is better", "accuracy": "higher is better"}
 
 
 def methods_chart(path, results):
@@ -26,7 +26,7 @@ def methods_chart(path, results):
         ax.set_yticks(positions, [r["method"] for r in rows], fontsize=8)
         ax.set_xlim(0, max(values) * 1.45)  # room for the labels
         ax.set_xticks([t for t in ax.get_xticks() if t <= max(values) * 1.05])  # no accuracy ticks past 1
-        ax.set_xlabel(LABELS[task["metric"]], fontsize=8.5)
+        ax.set_xlabel(f"{task['metric_label']} ({UNITS[task['metric']]})", fontsize=8.5)
         ax.set_title(f"{task['task']} (full model: {task['full_size']:,} parameters)", fontsize=10)
         ax.grid(axis="x", alpha=0.3)
     legend = [Patch(color=COLORS["trainable"], label="adaptation: trainable parameters"),

@@ -1,4 +1,17 @@
-"""The two tasks of ``python -m minilora compare``: each pretrains a model and trains and scores its variants.
+"""The tasks of ``python -m minilora compare``: each provides a pretrained model and trains and scores its variants.
+
+By default both tasks start from the base that ships with minilora (a
+character GPT pretrained on five genres of the plays, docs/training.md) and
+are the demo's tasks (minilora/experiments/demo_tasks.py, docs/lora.md §6):
+
+* ``ShippedBaseTask("histories")``: the genre the base never saw (new
+  content); the metric is the validation loss on the histories;
+* ``ShippedBaseTask("teacher")``: the base plus a planted rank-2 change in
+  q_proj and v_proj is the teacher (low rank, controlled); the metric is the
+  KL divergence to it on the validation plays.
+
+``--quick`` and the tests use two tasks on generated corpora instead, each
+of which pretrains its own small model in seconds:
 
 * ``DomainShiftTask``: the demo's task (minilora/experiments/lora_demo.py,
   docs/lora.md §6). A character-level GPT is pretrained on domain A and
@@ -10,7 +23,7 @@
   embeddings and blocks become the encoder of a TextClassifier with a fresh
   head; the metric is validation accuracy (higher is better).
 
-Both answer the same questions, so the methods in compare.py are written
+All answer the same questions, so the methods in compare.py are written
 once: ``pretrained()`` (a fresh copy of the pretrained model),
 ``student(width)`` (an untrained narrower one), ``train(model, iters, lr)``
 and ``evaluate(model)``.
@@ -18,11 +31,13 @@ Every training run reseeds minilora's generator first, so every method sees
 the same batches whatever ran before it.
 """
 
+import dataclasses
 import time
 from dataclasses import dataclass
 
-from minilora import backend, validate
+from minilora import backend, pretrained, validate
 from minilora.data import CharTokenizer, two_domain_corpus
+from minilora.experiments import demo_tasks
 from minilora.models import GPT, ClassifierConfig, GPTConfig, TextClassifier
 from minilora.models.common import mean_loss
 from minilora.train import TrainConfig, Trainer
@@ -61,7 +76,7 @@ class DomainShiftConfig:
         return cls(**{**small, **overrides})
 
 
-def add_recovery(rows, metric="loss_b"):
+def add_recovery(rows, metric):
     """recovered = (none - method) / (none - full): each row's share of full fine-tuning's gain (Eq. 10 in docs/lora.md)."""
     none = next(r for r in rows if r["method"] == "no adaptation")[metric]
     full = next(r for r in rows if r["method"] == "full fine-tuning")[metric]
@@ -76,11 +91,18 @@ def train_config(iters, lr, batch_size, block_size, seed):
 
 
 class _Task:
-    """What both tasks share; a subclass sets the data, the models and the metric."""
+    """What every task shares; a subclass sets the data, the models and the metric."""
 
     modules_to_save = ()  # modules an adapter trains fully besides itself (a classifier's new head)
     output_layer = ""  # the layer "output layer only" trains
     keeps_lm_head = True  # whether the adapted model keeps the pretrained model's lm_head
+
+    @property
+    def width(self):
+        return self.config.n_embd
+
+    def describe(self):
+        return f"pretraining ({self.config.pretrain_iters} steps)"
 
     def pretrain(self):
         """Train the base model on the pretraining data; returns the seconds it took."""
@@ -131,6 +153,7 @@ class DomainShiftTask(_Task):
 
     name = "domain shift"
     metric = "loss_b"  # validation loss on B, nats per character
+    metric_label = "val loss B"
     higher_is_better = False
     output_layer = "lm_head"
 
@@ -186,6 +209,7 @@ class SentimentTask(_Task):
 
     name = "sentiment"
     metric = "accuracy"  # validation accuracy
+    metric_label = "val accuracy"
     higher_is_better = True
     keeps_lm_head = False  # the classifier has its own head; the language model's is dropped
     modules_to_save = ("head",)
@@ -226,3 +250,78 @@ def _next_word_batch(x, mask):
     xp = backend.get_array_module(x)
     targets = xp.where(mask[:, 1:], x[:, 1:], -100)  # (B, T-1): the next word, or nothing after the sentence ends
     return x[:, :-1], targets
+
+
+# ----------------------------------------------------------------------------
+# The default tasks: the shipped base, adapted as in the demo.
+
+
+@dataclass
+class ShippedBaseConfig:
+    seed: int = 0  # seeds the batches, the adapters and the students
+    block_size: int = 128  # characters per training window, as in the demo
+    batch_size: int = 8  # windows per step
+    adapt_iters: int = 60  # steps for every method, as in the demo
+    eval_iters: int = 6  # evaluation batches
+    full_lr: float = None  # full fine-tuning and retraining after compression (None: the demo's tuned rate for the task)
+    lora_lr: float = 1e-2  # the adapters and the output layer alone (the demo's LoRA rate)
+    pretrain_lr: float = 2e-3  # the students, trained from scratch (the base's own pretraining rate)
+
+    def __post_init__(self):
+        name = type(self).__name__
+        validate.integer(name, "seed", self.seed, 0)
+        for field in ("block_size", "batch_size", "adapt_iters", "eval_iters"):
+            validate.integer(name, field, getattr(self, field), 1)
+        for field in ("lora_lr", "pretrain_lr") + (("full_lr",) if self.full_lr is not None else ()):
+            validate.number(name, field, getattr(self, field), 0)
+
+
+class ShippedBaseTask(_Task):
+    """One of the demo's tasks (``"histories"`` or ``"teacher"``) on the shipped base, nothing pretrained here."""
+
+    metric = "val_loss"  # the task's loss on its validation batches: cross-entropy, or KL to the teacher
+    higher_is_better = False
+    output_layer = "lm_head"
+
+    def __init__(self, task, config, progress=True):
+        if task not in ("histories", "teacher"):
+            raise ValueError(f"unknown task {task!r} for the shipped base; choose 'histories' or 'teacher'")
+        from minilora.experiments.lora_demo import LEARNING_RATES, DemoConfig
+
+        self.config, self.seed, self.progress = config, config.seed, progress
+        self.batch_size, self.block_size = config.batch_size, config.block_size
+        if config.full_lr is None:
+            self.config = config = dataclasses.replace(config, full_lr=LEARNING_RATES[task]["full"])
+        base, self.tokenizer = pretrained.load("shakespeare")
+        self.meta = pretrained.info("shakespeare")
+        self.base_config = self.meta["model_config"]
+        backend.manual_seed(config.seed)
+        demo = DemoConfig(seed=config.seed, tasks=(task,), block_size=config.block_size, batch_size=config.batch_size,
+                          eval_iters=config.eval_iters)  # fmt: skip
+        self.task = demo_tasks.TASKS[task](base, self.tokenizer, demo)
+        self.name, self.train_batch = task, self.task.train_batch
+        self.metric_label = "KL to teacher" if self.task.wrap else "val loss"
+        self._pretrained = base.state_dict()
+
+    @property
+    def width(self):
+        return self.base_config["n_embd"]
+
+    def describe(self):
+        return f"the shipped base ({self.meta['val_loss']:.3f} nats/char on its validation plays), {self.task.description}"
+
+    def pretrain(self):
+        """Nothing to pretrain: the base ships with minilora. Its loss is the one recorded with it."""
+        self.pretrain_loss = self.meta["val_loss"]
+        return 0.0
+
+    def new_model(self, width=None):
+        return GPT(GPTConfig(**{**self.base_config, "n_embd": width or self.width}))
+
+    def train(self, model, iters, lr):
+        """As ``_Task.train``, on the task's loss: the teacher task trains ``model`` to imitate the teacher."""
+        trained = self.task.wrap(model) if self.task.wrap else model
+        return super().train(trained, iters, lr)
+
+    def evaluate(self, model):
+        return {"val_loss": mean_loss(self.task.wrap(model) if self.task.wrap else model, self.task.eval_batches)}
