@@ -180,6 +180,8 @@ def compare(args):
     from minilora.experiments.compare import CompareConfig, run_compare
 
     config = CompareConfig.quick(args.seed, args.out) if args.quick else CompareConfig(seed=args.seed, out=args.out)
+    if args.tasks:
+        config = dataclasses.replace(config, tasks=tuple(args.tasks))
     config.run_robustness = not args.no_robustness
     started = time.perf_counter()
     print(f"minilora {ml.__version__}: comparing adaptation and compression methods (random seed {args.seed}{', quick smoke test' if args.quick else ''})")
@@ -244,6 +246,8 @@ def build_parser():
     p.add_argument("--quick", action="store_true", help="tiny sizes, a few seconds (for tests)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--out", default="minilora-compare", help="directory for compare.json and the plots (default: ./minilora-compare)")
+    p.add_argument("--tasks", nargs="+", choices=["histories", "teacher", "domain shift", "sentiment"],
+                   help='which tasks (default: histories teacher, on the shipped base; --quick: "domain shift" sentiment, generated)')
     p.add_argument("--no-robustness", action="store_true", help="skip the accuracy-under-attack experiment (about four minutes)")
     p = commands.add_parser("fetch", help="download a pretrained model (all-MiniLM-L6-v2) into minilora's cache")
     p.add_argument("model", choices=["minilm"], help="minilm: all-MiniLM-L6-v2, a 6-layer BERT sentence encoder (docs/pretrained.md)")
