@@ -106,10 +106,33 @@ def test_a_planted_change_has_the_rank_and_size_asked_for():
         np.testing.assert_allclose(s[:2], [0.5 * sigma_w] * 2, rtol=1e-5)
         assert s[2] < 1e-5 * s[0]
         u, _, vt = np.linalg.svd(before[f"{name}.weight"].astype(np.float64))
+        for i in range(2):  # the sign convention: each u_i's largest-magnitude entry is positive
+            sign = np.sign(u[np.abs(u[:, i]).argmax(), i])
+            u[:, i], vt[i] = sign * u[:, i], sign * vt[i]
         np.testing.assert_allclose(delta, 0.5 * sigma_w * (np.outer(u[:, 0], vt[1]) + np.outer(u[:, 1], vt[0])), atol=1e-5)
         np.testing.assert_allclose(model.state_dict()[f"{name}.weight"], before[f"{name}.weight"] + delta, rtol=0, atol=1e-6)
     unchanged = [k for k in before if "q_proj" not in k and "v_proj" not in k]
     assert all((model.state_dict()[k] == before[k]).all() for k in unchanged)
+
+
+def test_the_planted_change_does_not_depend_on_lapacks_signs(monkeypatch):
+    """LAPACK may return any (u_i, v_i) as (-u_i, -v_i); flipping one pair alone would negate u₁v₂ᵀ + u₂v₁ᵀ."""
+    def planted():
+        ml.manual_seed(0)
+        return demo_tasks.plant_low_rank(GPT(GPTConfig(vocab_size=11, block_size=8, n_layer=1, n_head=2, n_embd=16)))
+
+    expected = planted()
+    lapack = np.linalg.svd
+
+    def flipped(a, *args, **kwargs):
+        u, s, vt = lapack(a, *args, **kwargs)
+        u, vt = u.copy(), vt.copy()
+        u[:, 0], vt[0] = -u[:, 0], -vt[0]  # the first pair, the other way round
+        return u, s, vt
+
+    monkeypatch.setattr(np.linalg, "svd", flipped)
+    for name, delta in planted().items():
+        np.testing.assert_array_equal(delta, expected[name])
 
 
 def test_planted_similarity_is_one_when_the_update_reads_the_planted_subspace():

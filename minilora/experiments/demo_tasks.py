@@ -25,7 +25,7 @@ from minilora.data import get_batch, load_plays
 from minilora.distill import soft_target_kl
 from minilora.experiments.pretrain import PRETRAIN_GENRES
 from minilora.lora.analysis import subspace_similarity
-from minilora.matrices import singular_values
+from minilora.matrices import singular_values, svd
 from minilora.models import build_model
 from minilora.nn.module import Module
 
@@ -115,7 +115,7 @@ def plant_low_rank(model, rank=2, strength=1.0, targets=("q_proj", "v_proj")):
         if name.split(".")[-1] not in targets:
             continue
         W = module.weight.data
-        U, S, Vt = backend.xp.linalg.svd(W.astype(backend.float64))  # LAPACK's signs: a pair's flip flips ΔW*
+        U, S, Vt = svd(W)  # signs fixed (Eq. 3 in docs/lowrank.md): flipping one pair alone would flip ΔW*
         delta = strength * S[0] * U[:, :rank] @ Vt[:rank][::-1]  # (out, rank) @ (rank, in), rows of Vᵀ reversed
         module.weight.data = (W + delta).astype(W.dtype)
         planted[name] = delta.astype(W.dtype)
