@@ -80,7 +80,7 @@ ENTRY_POINTS = {
     "minilora.experiments.bench": ["run_bench", "run_gpu_bench", "gpt_flops"],
     "minilora.experiments.bench_numpy": ["numpy_step"],
     "minilora.experiments.compare": ["CompareConfig", "run_compare"],
-    "minilora.experiments.compare_tasks": ["DomainShiftTask", "SentimentTask"],
+    "minilora.experiments.compare_tasks": ["DomainShiftTask", "SentimentTask", "ShippedBaseTask", "ShippedBaseConfig"],
     "minilora.experiments.pretrain": ["pretrain", "export_base", "base_tokenizer", "pretraining_data"],
     "minilora.experiments.robustness": ["train_adversarial", "run_robustness_experiment", "robustness_table", "plot_robustness"],
 }
