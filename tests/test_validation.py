@@ -81,6 +81,8 @@ def test_rnn_and_classifier_configs_check_their_fields():
 
 
 def test_the_experiment_configs_check_their_fields():
+    from minilora.experiments.compare_tasks import DomainShiftConfig
+
     from minilora.experiments.compare import CompareConfig
     from minilora.experiments.lora_demo import DemoConfig
 
@@ -90,8 +92,10 @@ def test_the_experiment_configs_check_their_fields():
         DemoConfig(out="")
     with pytest.raises(ValueError, match=r"DemoConfig.teacher_strength must be a finite number in \[0, inf\)"):
         DemoConfig(teacher_strength=-1.0)
+    with pytest.raises(ValueError, match=r"CompareConfig.seed must be an integer >= 0, got -2"):
+        CompareConfig(seed=-2)  # checked before its tasks' configs take it
     with pytest.raises(ValueError, match=r"DomainShiftConfig.seed must be an integer >= 0, got -2"):
-        CompareConfig(seed=-2)  # its tasks take the seed from it
+        DomainShiftConfig(seed=-2)
 
 
 @pytest.mark.parametrize(

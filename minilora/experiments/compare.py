@@ -32,7 +32,7 @@ import platform
 import statistics
 import time
 
-from minilora import backend
+from minilora import backend, validate
 from minilora.adapters import count_parameters, linear_targets
 from minilora.experiments import compare_plots
 from minilora.experiments import robustness as robustness_experiment
@@ -82,6 +82,7 @@ class CompareConfig:
     tiny: bool = False  # True for the few-second run that quick() makes, for tests
 
     def __post_init__(self):
+        validate.integer(type(self).__name__, "seed", self.seed, 0)  # before its tasks' configs take it
         unknown = set(self.tasks) - set(TASKS)
         if unknown:
             raise ValueError(f"unknown compare task(s) {sorted(unknown)}; choose from {sorted(TASKS)}")
