@@ -81,9 +81,8 @@ def test_rnn_and_classifier_configs_check_their_fields():
 
 
 def test_the_experiment_configs_check_their_fields():
-    from minilora.experiments.compare_tasks import DomainShiftConfig
-
     from minilora.experiments.compare import CompareConfig
+    from minilora.experiments.compare_tasks import DomainShiftConfig
     from minilora.experiments.lora_demo import DemoConfig
 
     with pytest.raises(ValueError, match=r"DemoConfig.seed must be an integer >= 0, got -1"):
