@@ -145,6 +145,12 @@ class GPT(Module):
 
     def forward(self, idx, targets=None):
         """``idx`` (B, T) token ids -> (logits (B, T, vocab), mean cross-entropy or None)."""
+        logits = self.lm_head(self.hidden(idx))  # (B, T, vocab)
+        loss = None if targets is None else ops.cross_entropy(logits, as_token_batch(targets, "targets"))
+        return logits, loss
+
+    def hidden(self, idx):
+        """``idx`` (B, T) token ids -> the last hidden states (B, T, C), after ``ln_f``: what ``lm_head`` reads."""
         idx = as_token_batch(idx)
         B, T = idx.shape
         if T > self.config.block_size:
@@ -153,9 +159,7 @@ class GPT(Module):
         x = self.drop(self.tok_emb(idx) + self.pos_emb(positions))  # (B, T, C)
         for block in self.blocks:
             x = block(x)
-        logits = self.lm_head(self.ln_f(x))  # (B, T, vocab)
-        loss = None if targets is None else ops.cross_entropy(logits, as_token_batch(targets, "targets"))
-        return logits, loss
+        return self.ln_f(x)
 
     def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None):
         """Extend ``idx`` (B, T) by ``max_new_tokens`` sampled tokens, feeding each back in."""
