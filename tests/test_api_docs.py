@@ -76,7 +76,8 @@ CLASSES = {
 ENTRY_POINTS = {
     "minilora.experiments.lora_demo": ["DemoConfig", "run_demo", "headline_adapter"],
     "minilora.experiments.demo_tasks": ["teacher_task", "verse_task", "histories_task", "TASKS", "plant_low_rank",
-                                        "planted_similarity", "is_verse"],
+                                        "planted_similarity", "is_verse", "verse_prose_task", "labelled_passages",
+                                        "PassageClassifier"],
     "minilora.experiments.bench": ["run_bench", "run_gpu_bench", "gpt_flops"],
     "minilora.experiments.bench_numpy": ["numpy_step"],
     "minilora.experiments.compare": ["CompareConfig", "run_compare"],

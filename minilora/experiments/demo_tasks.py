@@ -13,11 +13,17 @@ batches for the base's language-model loss (nats per character):
 * ``verse`` (low-rank, real): the base knows the five genres' verse and
   prose; the task keeps only verse speeches, so adapting re-weights what the
   base already does instead of adding anything new.
+* ``verse or prose`` (low-rank, real, a classification): is a passage from the
+  base's own genres verse or prose? The base must already tell them apart to
+  predict its line breaks and capitals; a linear head reads the mean of its
+  last hidden states (``PassageClassifier``), and the metric is the
+  cross-entropy of that head on the validation plays, with its accuracy.
 * ``histories`` (new content): the genre the base never saw, with its kings,
   dukes, battles and place names.
 """
 
 import dataclasses
+import weakref
 
 from minilora import backend
 from minilora.autograd.engine import no_grad
@@ -27,7 +33,9 @@ from minilora.experiments.pretrain import PRETRAIN_GENRES
 from minilora.lora.analysis import subspace_similarity
 from minilora.matrices import singular_values, svd
 from minilora.models import build_model
-from minilora.nn.module import Module
+from minilora.autograd import ops
+from minilora.nn.layers import Linear
+from minilora.nn.module import Module, evaluating
 
 
 @dataclasses.dataclass
@@ -40,7 +48,8 @@ class Task:
     train_batch: object  # () -> (x, y), int64 (B, T) arrays
     eval_batches: list   # fixed [(x, y), ...] for the validation loss
     planted: dict = None  # teacher only: module name -> ΔW* (out, in)
-    wrap: object = None   # teacher only: model -> the module the Trainer runs (its loss is the task's metric)
+    wrap: object = None   # teacher, classification: model -> the module the Trainer runs (its loss is the task's metric)
+    score: object = None  # classification only: model -> accuracy on the balanced validation passages
 
 
 def _ids(tokenizer, text):
@@ -86,6 +95,80 @@ def verse_text(split, genres=PRETRAIN_GENRES):
 def verse_task(base, tokenizer, config):
     return _text_task("verse", "low-rank", "verse speeches only, from the genres the base knows",
                       tokenizer, verse_text("train"), verse_text("val"), config)
+
+
+# ----------------------------------------------------------------------------
+# verse or prose: a classification over passages of the genres the base knows.
+
+
+class PassageClassifier(Module):
+    """The base as an encoder: the mean of its last hidden states over a passage, then a
+    linear head, h̄ = (1/T) Σ_t h_t, logits = W_head h̄ + b (the mean pooling of
+    docs/math.md §3, every position real). Its loss is the cross-entropy of the labels.
+    """
+
+    def __init__(self, model, n_classes=2):
+        super().__init__()
+        self.model = model
+        self.head = Linear(model.config.n_embd, n_classes)
+
+    def forward(self, idx, targets=None):
+        logits = self.head(self.model.hidden(idx).mean(axis=1))  # (B, T, C) -> (B, C) -> (B, n_classes)
+        return logits, None if targets is None else ops.cross_entropy(logits, targets)
+
+
+def labelled_passages(tokenizer, split, length, genres=PRETRAIN_GENRES):
+    """``(ids (n, length), labels (n,))``: the first ``length`` characters of every speech of at
+    least two lines that is long enough, in the ``SPEAKER:`` layout; label 1 for verse, 0 for prose
+    (a speech of two or more lines that is not verse: some line opens in lower case)."""
+    ids, labels = [], []
+    for play in load_plays(genres, split):
+        for speaker, lines in play.speeches():
+            text = f"{speaker}:\n" + "\n".join(lines)
+            if len(lines) >= 2 and len(text) >= length:
+                ids.append(tokenizer.encode(text[:length]))
+                labels.append(int(is_verse(lines)))
+    return backend.asarray(ids, dtype=backend.int64), backend.asarray(labels, dtype=backend.int64)
+
+
+def verse_prose_task(base, tokenizer, config):
+    """Train on balanced batches of the training plays' passages; validate on the validation plays'."""
+    xp, T, B = backend.xp, config.block_size, config.batch_size
+    train_x, train_y = labelled_passages(tokenizer, "train", T)
+    val_x, val_y = labelled_passages(tokenizer, "val", T)
+    by_class = [xp.nonzero(train_y == c)[0] for c in (0, 1)]
+
+    def train_batch():  # half prose, half verse, drawn from minilora's seeded generator
+        rows = xp.concatenate([group[backend.randint(0, len(group), (B - B // 2 if c else B // 2,))] for c, group in enumerate(by_class)])
+        return train_x[rows], train_y[rows]
+
+    # Validation is balanced too: every prose passage of the validation plays and as many verse
+    # ones, drawn from their own stream; the first eval_iters batches of them give the loss.
+    generator = backend.new_generator(config.seed + 1)
+    groups = [backend.to_numpy(xp.nonzero(val_y == c)[0]) for c in (0, 1)]
+    n = min(len(g) for g in groups)
+    picks = [xp.asarray(generator.permutation(g)[:n]) for g in groups]
+    balanced = xp.stack(picks, axis=1).reshape(-1)  # prose, verse, prose, verse, ...
+    val_x, val_y = val_x[balanced], val_y[balanced]
+    eval_batches = [(val_x[i * B:(i + 1) * B], val_y[i * B:(i + 1) * B]) for i in range(config.eval_iters)]
+    classifiers = weakref.WeakKeyDictionary()  # one head per adapted model, made when the Trainer first needs it
+
+    def wrap(model):
+        if model not in classifiers:
+            classifiers[model] = PassageClassifier(model)
+        return classifiers[model]
+
+    def score(model):
+        classifier, correct = wrap(model), 0
+        with evaluating(classifier):
+            for start in range(0, len(val_y), 64):
+                logits, _ = classifier(val_x[start:start + 64])
+                correct += int((logits.data.argmax(axis=-1) == val_y[start:start + 64]).sum())
+        return correct / len(val_y)
+
+    return Task("verse or prose", "low-rank", f"is a passage of {T} characters from the base's own genres verse or "
+                "prose? (a linear head on the mean of the base's last hidden states; loss: its cross-entropy)",
+                train_batch, eval_batches, wrap=wrap, score=score)
 
 
 def histories_task(base, tokenizer, config):
@@ -173,4 +256,4 @@ def planted_similarity(model, planted):
     return sum(values) / len(values) if values else float("nan")
 
 
-TASKS = {"teacher": teacher_task, "verse": verse_task, "histories": histories_task}
+TASKS = {"teacher": teacher_task, "verse": verse_task, "verse or prose": verse_prose_task, "histories": histories_task}

@@ -220,14 +220,16 @@ class Module:
 
 @contextlib.contextmanager
 def evaluating(module):
-    """Inside the block: eval mode (no dropout) and no graph. Afterwards: the previous mode."""
-    was_training = module.training
+    """Inside the block: eval mode (no dropout) and no graph. Afterwards: each submodule's own
+    previous mode, so a part that was already in eval mode inside a training model stays so."""
+    modes = [(m, m.training) for m in module.modules()]
     module.eval()
     try:
         with no_grad():
             yield module
     finally:
-        module.train(was_training)
+        for m, was_training in modes:
+            object.__setattr__(m, "training", was_training)
 
 
 class ModuleList(Module):
