@@ -309,7 +309,7 @@ def _demo_options(p, defaults=True):
     the word `demo` are not overwritten by it."""
     default = (lambda value: value) if defaults else (lambda value: argparse.SUPPRESS)
     p.add_argument("--quick", action="store_true", default=default(False), help="a smoke test of seconds; its numbers mean nothing")
-    p.add_argument("--all", action="store_true", default=default(False), help="every row of every task and the §7 adapters (about 16 minutes on 2 cores)")
+    p.add_argument("--all", action="store_true", default=default(False), help="every row of every task and the §7 adapters (about 21 minutes on 2 cores)")
     p.add_argument("--seed", type=int, default=default(0), help="random seed (default: 0)")
     p.add_argument("--out", default=default("minilora-demo"), help="directory for demo.json and the plots (default: ./minilora-demo)")
 

@@ -44,12 +44,12 @@ def spectra(axes, analysis):
 
 
 def save_task(out, name, rows, analysis):
-    """``<out>/<name>.png``: the loss curves and, with full fine-tuning, ΔW's spectra."""
+    """``<out>/<name>.png`` (spaces as underscores): the loss curves and, with full fine-tuning, ΔW's spectra."""
     fig = _figure(15, 4)
     loss_curves(fig.add_subplot(1, 3, 1), rows)
     fig.axes[0].set_title(f"{name}: validation loss while adapting", fontsize=9)
     if "spectra" in analysis:
         spectra([fig.add_subplot(1, 3, 2), fig.add_subplot(1, 3, 3)], analysis)
-    path = pathlib.Path(out) / f"{name}.png"
+    path = pathlib.Path(out) / f"{name.replace(' ', '_')}.png"
     fig.savefig(path)
     return str(path)
