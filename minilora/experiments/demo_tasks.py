@@ -26,6 +26,7 @@ import dataclasses
 import weakref
 
 from minilora import backend
+from minilora.autograd import ops
 from minilora.autograd.engine import no_grad
 from minilora.data import get_batch, load_plays
 from minilora.distill import soft_target_kl
@@ -33,7 +34,6 @@ from minilora.experiments.pretrain import PRETRAIN_GENRES
 from minilora.lora.analysis import subspace_similarity
 from minilora.matrices import singular_values, svd
 from minilora.models import build_model
-from minilora.autograd import ops
 from minilora.nn.layers import Linear
 from minilora.nn.module import Module, evaluating
 
