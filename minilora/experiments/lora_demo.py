@@ -125,7 +125,7 @@ METHODS = {
     "output layer only": (_output_layer_only, "head"),
     "full fine-tuning": (_full, "full"),
     **{f"LoRA r={r} (q, v)": (_lora(r, QV), "lora") for r in (1, 2, 4, 8, 16)},
-    "LoRA r=8 (all linear)": (_lora(8, "all-linear"), "lora"),
+    **{f"LoRA r={r} (all linear)": (_lora(r, "all-linear"), "lora") for r in (1, 2, 4, 8)},
     "LoRA r=8 (q, v, tok_emb, lm_head)": (_lora(8, QV + ["tok_emb", "lm_head"]), "lora"),
     "fixed attention (article 001)": (_attention_fixed, "full"),
     # For the LoRA paper's §7 measurements only:
@@ -139,7 +139,7 @@ DEFAULT_ROWS = {
     "teacher": ["no adaptation", "full fine-tuning", "LoRA r=2 (q, v)"],
     "verse": ["no adaptation", "full fine-tuning", "LoRA r=4 (q, v)"],
     "verse or prose": ["no adaptation", "full fine-tuning", "LoRA r=2 (q, v)"],
-    "histories": ["no adaptation", "full fine-tuning", "LoRA r=4 (q, v)", "LoRA r=8 (all linear)"],
+    "histories": ["no adaptation", "full fine-tuning", "LoRA r=4 (q, v)", "LoRA r=1 (all linear)"],
 }
 # The default run's tasks: one per regime on real text, and the controlled case. Verse shows
 # nothing at the demo's step count (docs/lora.md §7), so it runs with --all only, which keeps
