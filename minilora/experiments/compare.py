@@ -164,7 +164,8 @@ def run_task(task, config, log=print):
     c, iters = task.config, task.config.adapt_iters
     log(f"\n{task.name}: {task.describe()}, then {len(METHODS)} methods of {iters} steps each")
     pretrain_seconds = task.pretrain()
-    full_size = task.pretrained().num_parameters()
+    base = task.pretrained()
+    full_size, heads = base.num_parameters(), base.config.n_head
     rows = []
 
     def add(method, counted, params, model, seconds=0.0, trainer=None, detail="", free=None):
@@ -180,7 +181,7 @@ def run_task(task, config, log=print):
         add(method, "trainable", count_parameters(model)[1], model, seconds, trainer, detail, free_parameters(model))
         return model
 
-    add("no adaptation", "", 0, task.pretrained())
+    add("no adaptation", "", 0, base)
     teacher = adapt("full fine-tuning", lambda m: m, c.full_lr)
     adapt("output layer only", lambda m: _only(m, task.output_layer), c.lora_lr, task.output_layer)
     keep = task.modules_to_save
@@ -207,7 +208,6 @@ def run_task(task, config, log=print):
     add("magnitude pruning, then fine-tuning", "stored", count_nonzero(model), model, seconds, trainer, f"{n_keep:,} linear weights kept")
 
     # A narrower student of about the compressed size, trained from scratch with and without the teacher.
-    heads = task.pretrained().config.n_head
     widths = range(heads, task.width, heads)  # every width the heads divide, narrower than the teacher
     width = min(widths, key=lambda w: abs(task.parameter_count(w) - stored))
     student = task.student(width)

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from minilora import backend, pretrained, validate
 from minilora.data import CharTokenizer, two_domain_corpus
 from minilora.experiments import demo_tasks
+from minilora.experiments.lora_demo import LEARNING_RATES, DemoConfig
 from minilora.models import GPT, ClassifierConfig, GPTConfig, TextClassifier
 from minilora.models.common import mean_loss
 from minilora.train import TrainConfig, Trainer
@@ -286,8 +287,6 @@ class ShippedBaseTask(_Task):
     def __init__(self, task, config, progress=True):
         if task not in ("histories", "teacher"):
             raise ValueError(f"unknown task {task!r} for the shipped base; choose 'histories' or 'teacher'")
-        from minilora.experiments.lora_demo import LEARNING_RATES, DemoConfig
-
         self.config, self.seed, self.progress = config, config.seed, progress
         self.batch_size, self.block_size = config.batch_size, config.block_size
         if config.full_lr is None:

@@ -47,6 +47,7 @@ class Task:
     description: str   # one line for the demo's output
     train_batch: object  # () -> (x, y), int64 (B, T) arrays
     eval_batches: list   # fixed [(x, y), ...] for the validation loss
+    metric: str = "validation loss (nats/char)"  # what that loss is, as demo.json names it
     planted: dict = None  # teacher only: module name -> ΔW* (out, in)
     wrap: object = None   # teacher, classification: model -> the module the Trainer runs (its loss is the task's metric)
     score: object = None  # classification only: model -> accuracy on the balanced validation passages
@@ -168,7 +169,7 @@ def verse_prose_task(base, tokenizer, config):
 
     return Task("verse or prose", "low-rank", f"is a passage of {T} characters from the base's own genres verse or "
                 "prose? (a linear head on the mean of the base's last hidden states; loss: its cross-entropy)",
-                train_batch, eval_batches, wrap=wrap, score=score)
+                train_batch, eval_batches, metric="the head's validation cross-entropy (nats/passage)", wrap=wrap, score=score)
 
 
 def histories_task(base, tokenizer, config):
@@ -234,6 +235,7 @@ def teacher_task(base, tokenizer, config, rank=2, strength=None):
     task = _text_task("teacher", "low-rank", f"the base's own genres, imitating the base plus a planted rank-{rank} "
                       "change in q_proj and v_proj (loss: KL to that teacher)", tokenizer, text["train"], text["val"], config)
     task.planted = planted
+    task.metric = "KL to the teacher (nats/char)"
     task.wrap = lambda model: Imitation(model, teacher)
     return task
 

@@ -146,7 +146,6 @@ DEFAULT_ROWS = {
 # the default run within three minutes.
 DEFAULT_TASKS = ("teacher", "verse or prose", "histories")
 BUDGET = 0.01  # the share of the base's parameters a "tiny" adapter may train
-METRICS = {"teacher": "KL to the teacher (nats/char)", "verse or prose": "the head's validation cross-entropy (nats/passage)"}
 
 
 def rows_for(task, config):
@@ -290,7 +289,7 @@ def run_demo(config, log=print, progress=True):
             models[name] = model
         recovered(rows)
         entry = {"name": task.name, "regime": task.regime, "description": task.description,
-                 "metric": METRICS.get(task.name, "validation loss (nats/char)"), "rows": rows}
+                 "metric": task.metric, "rows": rows}
         headline = headline_adapter(models)
         analysis = section7(models, base_state, headline)
         entry.update({k: analysis[k] for k in ("phi_r8_r64", "phi_seeds", "amplification")})
